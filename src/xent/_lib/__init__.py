@@ -1,0 +1,1 @@
+"""Private plumbing shared by every public face: namespaces, validation, typing."""

@@ -1,0 +1,158 @@
+"""Argument checks with messages that name the argument, the expectation and what came.
+
+Scalar option checks always run. Checks that read array values are skipped
+for traced arrays (jax.jit, torch.compile), whose values are unknown; see
+:func:`xent._lib.namespace.is_traced`.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from typing import Any
+
+import numpy as np
+
+from xent._lib.namespace import is_traced, to_numpy
+
+__all__ = [
+    "check_base",
+    "check_choice",
+    "check_fraction",
+    "check_integer_dtype",
+    "check_labels",
+    "check_nonnegative",
+    "check_nonnegative_scalar",
+    "check_shape",
+    "check_values_in",
+    "log_base",
+    "normalize_axis",
+]
+
+
+def check_choice(name: str, value: Any, literal: Any) -> str:
+    """``value`` must be one of the values of the ``Literal`` type ``literal``."""
+    allowed = typing.get_args(literal)
+    if value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"`{name}` must be one of {choices}, got {value!r}")
+    return value
+
+
+def _real_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a real number, got {value!r} of type {type(value).__name__}")
+    return float(value)
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """A scalar in [0, 1], e.g. ``label_smoothing``."""
+    v = _real_number(name, value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1], got {value!r}")
+    return v
+
+
+def check_nonnegative_scalar(name: str, value: Any) -> float:
+    v = _real_number(name, value)
+    if not (v >= 0.0 and math.isfinite(v)):
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def check_base(base: Any) -> float | None:
+    """``base`` is None (nats) or a real number > 0 other than 1."""
+    if base is None:
+        return None
+    v = _real_number("base", base)
+    if not (v > 0.0 and v != 1.0 and math.isfinite(v)):
+        raise ValueError(f"`base` must be None (nats) or a finite number > 0 other than 1, got {base!r}")
+    return v
+
+
+def log_base(base: float | None) -> float:
+    """The divisor that turns nats into units of ``base`` (1.0 for nats)."""
+    return 1.0 if base is None else math.log(base)
+
+
+def normalize_axis(axis: Any, ndim: int, *, name: str = "axis") -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an integer, got {axis!r}")
+    if ndim == 0:
+        raise ValueError(f"`{name}`={axis} needs an array with at least 1 dimension, got a 0-d array")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"`{name}` must be in [{-ndim}, {ndim - 1}] for a {ndim}-d array, got {axis}")
+    return int(axis) % ndim
+
+
+def check_shape(name: str, x: Any, expected: tuple[int, ...], *, what: str = "") -> None:
+    """``x.shape`` must equal ``expected``; ``what`` says where the expectation comes from."""
+    if tuple(x.shape) != tuple(expected):
+        why = f" ({what})" if what else ""
+        raise ValueError(f"`{name}` must have shape {tuple(expected)}{why}, got {tuple(x.shape)}")
+
+
+def check_integer_dtype(name: str, x: Any, xp: Any) -> None:
+    if not xp.isdtype(x.dtype, "integral"):
+        raise TypeError(f"`{name}` must hold integer class labels, got dtype {x.dtype}")
+
+
+def _first_index(mask: np.ndarray) -> tuple[int, ...] | int:
+    idx = tuple(int(i) for i in np.argwhere(mask)[0])
+    return idx[0] if len(idx) == 1 else idx
+
+
+def check_values_in(
+    name: str,
+    x: Any,
+    xp: Any,
+    *,
+    low: float,
+    high: float,
+    what: str,
+) -> None:
+    """Every value of ``x`` is in [low, high] and not NaN (skipped when traced)."""
+    if x is None or is_traced(x):
+        return
+    bad = ~((x >= low) & (x <= high))
+    if not bool(xp.any(bad)):
+        return
+    host = to_numpy(bad)
+    idx = _first_index(host)
+    value = to_numpy(x)[idx]
+    raise ValueError(f"`{name}` must hold {what} in [{low:g}, {high:g}], got {value!r} at index {idx}")
+
+
+def check_nonnegative(name: str, x: Any, xp: Any) -> None:
+    """Weights: every value finite and >= 0 (skipped when traced)."""
+    if x is None or is_traced(x):
+        return
+    bad = ~((x >= 0) & xp.isfinite(x))
+    if not bool(xp.any(bad)):
+        return
+    idx = _first_index(to_numpy(bad))
+    raise ValueError(f"`{name}` must be finite and >= 0, got {to_numpy(x)[idx]!r} at index {idx}")
+
+
+def check_labels(
+    name: str,
+    labels: Any,
+    xp: Any,
+    *,
+    num_classes: int,
+    ignore_index: int | None,
+) -> None:
+    """Integer labels must be in [0, num_classes) or equal ``ignore_index`` (skipped when traced)."""
+    if is_traced(labels):
+        return
+    bad = (labels < 0) | (labels >= num_classes)
+    if ignore_index is not None:
+        bad = bad & (labels != ignore_index)
+    if not bool(xp.any(bad)):
+        return
+    idx = _first_index(to_numpy(bad))
+    hint = f" or equal ignore_index={ignore_index}" if ignore_index is not None else ""
+    raise ValueError(
+        f"`{name}` must hold class labels in [0, {num_classes}){hint}, "
+        f"got {to_numpy(labels)[idx]!r} at index {idx}"
+    )

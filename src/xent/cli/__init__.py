@@ -1,0 +1,70 @@
+"""The ``xent`` command line: one entry point, one module per subcommand.
+
+Each subcommand module defines ``register(subparsers) -> None`` (adding its
+parser with ``set_defaults(run=...)``) and a ``run(args) -> int``. Errors the
+user can fix raise :class:`CLIError`; :func:`main` prints them as one line on
+stderr and exits with status 2, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["CLIError", "main"]
+
+# Subcommand modules, in the order `xent --help` lists them.
+SUBCOMMANDS = ("score", "explain")
+
+
+class CLIError(Exception):
+    """A user error: printed as ``xent: error: <message>`` with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other CLI error
+        raise CLIError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="xent",
+        description="Cross-entropy done right: score prediction files and explain every number.",
+        epilog="Run `xent COMMAND --help` for a command's options and examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from xent import __version__
+
+    parser.add_argument("--version", action="version", version=f"xent {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"xent.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"xent.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not hasattr(args, "run"):
+            parser.print_help()
+            return 2
+        return int(args.run(args) or 0)
+    except CLIError as exc:
+        print(f"xent: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xent: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

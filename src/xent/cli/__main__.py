@@ -1,0 +1,5 @@
+import sys
+
+from xent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,177 @@
+"""Stable primitives every numeric path in xent is built on.
+
+All functions take an array of any supported library (NumPy, PyTorch, JAX),
+return an array of the same library, dtype and device, and never overflow for
+finite inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xent._lib.namespace import as_float_array, get_namespace, is_numpy_namespace, scalar, to_result
+from xent._lib.validation import normalize_axis
+
+__all__ = ["log_sigmoid", "log_softmax", "logsumexp", "sigmoid", "softmax"]
+
+
+def _engine(op: str, x: Any, axis: int, xp: Any) -> Any:
+    """Hand large NumPy inputs to the fast engine; NotImplemented means 'use the reference'."""
+    if not is_numpy_namespace(xp):
+        return NotImplemented
+    from xent import engine
+
+    return engine.dispatch(op, x, axis=axis)
+
+
+def _logsumexp(x: Any, axis: int, xp: Any, *, keepdims: bool = False) -> Any:
+    m = xp.max(x, axis=axis, keepdims=True)
+    # A row that is all -inf (or holds +inf) has a non-finite max: shift by 0 instead,
+    # so -inf rows give log(0) = -inf and +inf rows give +inf, never NaN from inf - inf.
+    m = xp.where(xp.isfinite(m), m, scalar(0.0, m, xp))
+    s = xp.sum(xp.exp(x - m), axis=axis, keepdims=True)
+    out = xp.log(s) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def _log_softmax(x: Any, axis: int, xp: Any) -> Any:
+    return x - _logsumexp(x, axis, xp, keepdims=True)
+
+
+def _softmax(x: Any, axis: int, xp: Any) -> Any:
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, scalar(0.0, m, xp))
+    # exp(x - max) <= 1 never overflows; the sum is >= 1 for any row with a finite max.
+    e = xp.exp(x - m)
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def _log_sigmoid(x: Any, xp: Any) -> Any:
+    # log sigmoid(x) = min(x, 0) - log1p(exp(-|x|)): exp never overflows, exact for large |x|.
+    return xp.minimum(x, scalar(0.0, x, xp)) - xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def _sigmoid(x: Any, xp: Any) -> Any:
+    # exp(-|x|) <= 1, so both branches are finite; each branch is the accurate one on its side.
+    e = xp.exp(-xp.abs(x))
+    one = scalar(1.0, x, xp)
+    return xp.where(x >= 0, one / (one + e), e / (one + e))
+
+
+def _xlogy(x: Any, y: Any, xp: Any) -> Any:
+    """x * log(y) with 0 * log(0) = 0 (the information-theory convention)."""
+    zero = x == 0
+    # Evaluate log on 1 where x == 0 so that 0 * log(0) never produces 0 * -inf = NaN.
+    safe_y = xp.where(zero, xp.ones_like(y), y)
+    return xp.where(zero, xp.zeros_like(x * safe_y), x * xp.log(safe_y))
+
+
+def logsumexp(x: Any, /, *, axis: int = -1) -> Any:
+    r"""Log of the sum of exponentials along ``axis``, without overflow.
+
+    .. math:: \operatorname{lse}(x) = m + \log \sum_j e^{x_j - m}, \quad m = \max_j x_j
+
+    Parameters
+    ----------
+    x : array, shape (..., C, ...)
+        Real values (logits). Integer inputs are promoted to the default float.
+    axis : int
+        The axis that is reduced.
+
+    Returns
+    -------
+    array
+        ``x`` with ``axis`` removed; a NumPy scalar for a 1-d NumPy input.
+
+    Notes
+    -----
+    Rows that are all ``-inf`` give ``-inf``; a row holding ``+inf`` gives ``+inf``.
+    Equals ``scipy.special.logsumexp(x, axis=axis)``.
+
+    Examples
+    --------
+    >>> import xent
+    >>> float(xent.logsumexp([1000.0, 1000.0]))  # doctest: +ELLIPSIS
+    1000.693147...
+    """
+    xp = get_namespace(x, names=("x",))
+    x = as_float_array(x, xp)
+    ax = normalize_axis(axis, x.ndim)
+    out = _engine("logsumexp", x, ax, xp)
+    if out is NotImplemented:
+        out = _logsumexp(x, ax, xp)
+    return to_result(out, xp)
+
+
+def log_softmax(x: Any, /, *, axis: int = -1) -> Any:
+    r"""Log of the softmax along ``axis``: :math:`x_i - \operatorname{lse}(x)`.
+
+    Finite for any finite input, however large (``softmax`` may underflow to 0,
+    its log does not become ``-inf`` unless the gap exceeds the float range).
+
+    Examples
+    --------
+    >>> import numpy as np, xent
+    >>> np.round(xent.log_softmax(np.array([0.0, 0.0])), 6)
+    array([-0.693147, -0.693147])
+    """
+    xp = get_namespace(x, names=("x",))
+    x = as_float_array(x, xp)
+    ax = normalize_axis(axis, x.ndim)
+    out = _engine("log_softmax", x, ax, xp)
+    if out is NotImplemented:
+        out = _log_softmax(x, ax, xp)
+    return out
+
+
+def softmax(x: Any, /, *, axis: int = -1) -> Any:
+    r"""Softmax along ``axis``: :math:`e^{x_i - m} / \sum_j e^{x_j - m}`.
+
+    Turns logits into probabilities that sum to 1 along ``axis``. Subtracting the
+    row maximum ``m`` leaves the result unchanged and prevents overflow.
+
+    Examples
+    --------
+    >>> import numpy as np, xent
+    >>> np.round(xent.softmax(np.array([1.0, 2.0, 3.0])), 4)
+    array([0.09  , 0.2447, 0.6652])
+    """
+    xp = get_namespace(x, names=("x",))
+    x = as_float_array(x, xp)
+    ax = normalize_axis(axis, x.ndim)
+    out = _engine("softmax", x, ax, xp)
+    if out is NotImplemented:
+        out = _softmax(x, ax, xp)
+    return out
+
+
+def sigmoid(x: Any, /) -> Any:
+    r"""Logistic sigmoid :math:`1 / (1 + e^{-x})`, elementwise, without overflow.
+
+    Equals ``scipy.special.expit``.
+
+    Examples
+    --------
+    >>> import xent
+    >>> float(xent.sigmoid(0.0))
+    0.5
+    """
+    xp = get_namespace(x, names=("x",))
+    x = as_float_array(x, xp)
+    return to_result(_sigmoid(x, xp), xp)
+
+
+def log_sigmoid(x: Any, /) -> Any:
+    r"""Log of the sigmoid, :math:`-\log(1 + e^{-x})`, exact for large ``|x|``.
+
+    ``log_sigmoid(-x)`` is ``log(1 - sigmoid(x))``. Equals ``scipy.special.log_expit``.
+
+    Examples
+    --------
+    >>> import xent
+    >>> float(xent.log_sigmoid(-1000.0))
+    -1000.0
+    """
+    xp = get_namespace(x, names=("x",))
+    x = as_float_array(x, xp)
+    return to_result(_log_sigmoid(x, xp), xp)
