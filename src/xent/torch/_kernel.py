@@ -1,0 +1,123 @@
+"""The row kernel shared by the fused and the materialised losses.
+
+One function turns a block of logits, in place, into the per-row loss, the
+per-row log-sum-exp and (optionally) the gradient of the loss with respect to
+the logits. Everything is written with in-place tensor ops and no host
+synchronisation, so it runs unchanged on CPU, CUDA and under ``torch.compile``.
+
+Per row with label ``y``, class weights ``w`` (all 1 by default), smoothing ``e``
+over ``C`` classes, z-loss coefficient ``zl`` and softcap ``s``:
+
+    z'  = s * tanh(z / s)                     (only with a softcap)
+    q   = (1 - e) * onehot(y) + e / C
+    l   = -sum_c w_c q_c log softmax(z')_c + zl * w_y * logsumexp(z')^2
+    dl/dz' = p * (W_q + 2 zl w_y lse) - w * q,   W_q = sum_c w_c q_c
+    dl/dz  = dl/dz' * (1 - tanh(z / s)^2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["LossOptions", "rows_loss_", "row_weights"]
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """Validated scalar options (Python numbers, so tracing treats them as constants)."""
+
+    ignore_index: int
+    label_smoothing: float
+    z_loss: float
+    softcap: float | None
+    reduction: str
+
+
+def row_weights(target: torch.Tensor, class_weights: torch.Tensor | None, ignore_index: int, dtype: torch.dtype):
+    """Safe labels (ignored -> 0), the valid mask and c_i = w[y_i] * valid_i."""
+    valid = target != ignore_index
+    safe = torch.where(valid, target, torch.zeros((), dtype=target.dtype, device=target.device))
+    if class_weights is None:
+        c = valid.to(dtype)
+    else:
+        c = class_weights.to(dtype).gather(0, safe) * valid
+    return safe, valid, c
+
+
+def rows_loss_(
+    buf: torch.Tensor,
+    safe: torch.Tensor,
+    valid: torch.Tensor,
+    opts: LossOptions,
+    class_weights: torch.Tensor | None,
+    sum_w: float | torch.Tensor,
+    *,
+    grad_scale: torch.Tensor | None = None,
+    lse: torch.Tensor | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Per-row loss and lse of the logits ``buf`` (R, C), overwriting ``buf``.
+
+    With ``grad_scale`` (a scalar or an (R,) tensor), ``buf`` ends holding
+    ``grad_scale[:, None] * dl/dz`` (zero on ignored rows). With ``lse`` given
+    (the backward recomputation) the loss is not computed and None is returned.
+    """
+    n_classes = buf.shape[1]
+    e = opts.label_smoothing
+    y2 = safe.unsqueeze(1)
+    tanh = None
+    if opts.softcap is not None:
+        buf.div_(opts.softcap).tanh_()
+        if grad_scale is not None:
+            tanh = buf.clone()  # d(s tanh(z/s))/dz = 1 - tanh^2 needs tanh after buf turns into p
+        buf.mul_(opts.softcap)
+    w_y = None if class_weights is None else class_weights.gather(0, safe)
+
+    loss = None
+    if lse is None:
+        # Shift by the row max so exp never overflows; the shifted values also give
+        # log p directly, without the cancellation of z_y - lse for large logits.
+        m = buf.amax(1, keepdim=True)
+        buf.sub_(m)
+        z_y = buf.gather(1, y2).squeeze(1)
+        smooth = None
+        if e > 0.0:
+            smooth = buf.sum(1) if class_weights is None else buf @ class_weights
+        buf.exp_()
+        s = buf.sum(1, keepdim=True)
+        buf.div_(s)  # buf = softmax(z')
+        log_s = s.log().squeeze(1)
+        lse = m.squeeze(1) + log_s
+        nll = log_s - z_y  # -log p_y
+        if w_y is not None:
+            nll = nll * w_y
+        loss = (1.0 - e) * nll if e < 1.0 else torch.zeros_like(nll)
+        if smooth is not None:
+            # sum_c w_c log p_c = sum_c w_c (z_c - m) - log(s) * sum_c w_c
+            loss = loss - (e / n_classes) * (smooth - log_s * sum_w)
+        if opts.z_loss > 0.0:
+            zl = opts.z_loss * lse.square()
+            loss = loss + (zl if w_y is None else zl * w_y)
+        loss = torch.where(valid, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+    else:
+        buf.sub_(lse.unsqueeze(1)).exp_()  # buf = softmax(z') from the saved lse
+
+    if grad_scale is None:
+        return loss, lse
+    r = valid.to(buf.dtype) * grad_scale
+    one = torch.ones((), dtype=buf.dtype, device=buf.device) if w_y is None else w_y
+    coef = (1.0 - e) * one + (e / n_classes) * sum_w
+    if opts.z_loss > 0.0:
+        coef = coef + (2.0 * opts.z_loss) * one * lse
+    buf.mul_((coef * r).unsqueeze(1))  # p * sum_c w_c q_c (+ z-loss term)
+    if e > 0.0:
+        if class_weights is None:
+            buf.sub_((e / n_classes) * r.unsqueeze(1))
+        else:
+            buf.addr_(r, class_weights, alpha=-e / n_classes)  # in-place rank-1: no (R, C) temporary
+    if e < 1.0:
+        buf.scatter_add_(1, y2, (-(1.0 - e) * one * r).unsqueeze(1))
+    if tanh is not None:
+        buf.mul_(tanh.square_().neg_().add_(1.0))
+    return loss, lse

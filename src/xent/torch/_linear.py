@@ -1,0 +1,178 @@
+"""Fused linear + cross-entropy: the N x V logits are never materialised.
+
+Rows of ``hidden`` are processed ``chunk_size`` at a time: one float32 buffer of
+``chunk_size x V`` logits is computed, turned in place into the gradient of the
+loss with respect to those logits (:func:`xent.torch._kernel.rows_loss_`), and
+immediately contracted into ``grad_hidden`` (``g @ W``) and a float32
+``grad_weight`` accumulator (``g.T @ h``). For ``reduction="mean"``/``"sum"``
+the gradients are computed during the forward pass (as Liger Kernel does) and
+only scaled by the upstream scalar in backward, so forward + backward costs
+three matmuls, like the unfused code. ``reduction="none"`` cannot be handled
+that way (each row's upstream gradient enters ``grad_weight`` differently), so
+its backward recomputes the logits chunk by chunk from the saved per-row
+log-sum-exp (four matmuls in total).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from xent.torch._kernel import LossOptions, row_weights, rows_loss_
+
+__all__ = ["LinearCrossEntropyFunction", "fused_linear_cross_entropy"]
+
+
+def _acc_dtype(device: torch.device) -> torch.dtype:
+    # Sum the per-row losses in float64 (MPS has no float64: float32 there).
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _chunk_logits(buf, h, weight, bias, cdt):
+    """buf[:] = float(h @ W.T + b), without a second full-size temporary in float32."""
+    if h.dtype == cdt:
+        if bias is None:
+            torch.mm(h, weight.t(), out=buf)
+        else:
+            torch.addmm(bias, h, weight.t(), out=buf)
+    else:
+        # Low precision: the matmul runs natively (fp32 accumulation inside), then upcasts.
+        buf.copy_(h @ weight.t())
+        if bias is not None:
+            buf.add_(bias.to(cdt))
+
+
+def _chunk_backward(g, h, weight, grad_h, grad_w, grad_b, need_h, need_w, need_b, cdt):
+    """grad_h[:] = g @ W; grad_w += g.T @ h (float32 accumulator); grad_b += sum g."""
+    if need_h:
+        if weight.dtype == cdt:
+            torch.mm(g, weight, out=grad_h)
+        else:
+            grad_h.copy_(g.to(weight.dtype) @ weight)
+    if need_w:
+        grad_w.addmm_(g.t(), h.to(cdt))
+    if need_b:
+        grad_b.add_(g.sum(0))
+
+
+def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: int, *, scale, lse=None,
+          grad_h=None, grad_w=None, grad_b=None, need=(False, False, False)):
+    """Run the chunks. ``scale``: None (loss only), a scalar tensor, or per-row (N,) tensor."""
+    n = hidden.shape[0]
+    v = weight.shape[0]
+    cdt = torch.promote_types(hidden.dtype, torch.float32)
+    safe, valid, _ = row_weights(target, class_weights, opts.ignore_index, cdt)
+    sum_w = 1.0 * v if class_weights is None else class_weights.sum()
+    buf = torch.empty((min(rows, n), v), dtype=cdt, device=hidden.device)
+    losses = [] if lse is None else None
+    lses = [] if lse is None else None
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        b = buf[: stop - start]
+        h = hidden[start:stop]
+        _chunk_logits(b, h, weight, bias, cdt)
+        s = None if scale is None else (scale if scale.dim() == 0 else scale[start:stop])
+        l_c, lse_c = rows_loss_(
+            b, safe[start:stop], valid[start:stop], opts, class_weights, sum_w,
+            grad_scale=s, lse=None if lse is None else lse[start:stop],
+        )
+        if lse is None:
+            losses.append(l_c)
+            lses.append(lse_c)
+        if s is not None:
+            _chunk_backward(b, h, weight, None if grad_h is None else grad_h[start:stop], grad_w, grad_b, *need, cdt)
+    if lse is not None:
+        return None, None, valid
+    if n == 0:
+        empty = torch.zeros((0,), dtype=cdt, device=hidden.device)
+        return empty, empty, valid
+    return torch.cat(losses), torch.cat(lses), valid
+
+
+class LinearCrossEntropyFunction(torch.autograd.Function):
+    """autograd Function behind :func:`xent.torch.linear_cross_entropy` (2-D hidden, 1-D target)."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, target, class_weights, opts, rows, need_h, need_w, need_b):
+        cdt = torch.promote_types(hidden.dtype, torch.float32)
+        need = (need_h, need_w, need_b)
+        n = hidden.shape[0]
+        _, valid, c = row_weights(target, class_weights, opts.ignore_index, cdt)
+        acc = _acc_dtype(hidden.device)
+        zero = torch.zeros((), dtype=acc, device=hidden.device)
+        denom = c.to(acc).sum()
+        # mean over zero total weight is defined as 0 with zero gradient (PyTorch gives NaN)
+        inv = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), zero)
+        fused = any(need) and opts.reduction != "none"
+        grad_h = grad_w = grad_b = None
+        scale = None
+        if fused:
+            scale = (inv if opts.reduction == "mean" else torch.ones_like(inv)).to(cdt)
+            if need_h:
+                grad_h = torch.empty_like(hidden)
+            if need_w:
+                grad_w = torch.zeros(weight.shape, dtype=cdt, device=weight.device)
+            if need_b:
+                grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device)
+        losses, lse, _ = _loop(hidden, weight, bias, target, class_weights, opts, rows, scale=scale,
+                               grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=need)
+        if opts.reduction == "none":
+            out = losses
+            ctx.save_for_backward(hidden, weight, bias, target, class_weights, lse)
+        else:
+            total = losses.to(acc).sum()
+            if opts.reduction == "mean":
+                total = total * inv
+            out = total.to(cdt)
+            if grad_w is not None and grad_w.dtype != weight.dtype:
+                grad_w = grad_w.to(weight.dtype)  # the float32 accumulator handed back in weight's dtype
+            if grad_b is not None and grad_b.dtype != bias.dtype:
+                grad_b = grad_b.to(bias.dtype)
+            ctx.fused = (grad_h, grad_w, grad_b)
+        ctx.opts = opts
+        ctx.rows = rows
+        ctx.need = need
+        ctx.n = n
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_lse):
+        opts = ctx.opts
+        nones = (None,) * 7
+        if opts.reduction != "none":
+            if ctx.fused is None:
+                raise RuntimeError(
+                    "xent.torch.linear_cross_entropy: backward was called twice on the same graph "
+                    "(retain_graph=True); with reduction='mean'/'sum' the gradients are computed in the "
+                    "forward pass and handed out once. Recompute the loss, or use reduction='none' and reduce yourself."
+                )
+            grads = []
+            for g in ctx.fused:
+                # Scaled in place: saves a second V x d buffer. A second backward through
+                # retain_graph=True would scale twice, so the buffers are released here.
+                grads.append(None if g is None else g.mul_(grad_out.to(g.dtype)))
+            ctx.fused = None
+            return (*grads, *nones)
+        hidden, weight, bias, target, class_weights, lse = ctx.saved_tensors
+        need_h, need_w, need_b = ctx.need
+        cdt = lse.dtype
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_w = torch.zeros(weight.shape, dtype=cdt, device=weight.device) if need_w else None
+        grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device) if need_b else None
+        _loop(hidden, weight, bias, target, class_weights, opts, ctx.rows, scale=grad_out.to(cdt), lse=lse,
+              grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=ctx.need)
+        if grad_w is not None:
+            grad_w = grad_w.to(weight.dtype)
+        if grad_b is not None:
+            grad_b = grad_b.to(bias.dtype)
+        return (grad_h, grad_w, grad_b, *nones)
+
+
+def fused_linear_cross_entropy(hidden, weight, bias, target, class_weights, opts, rows):
+    """Dispatch to the Function with the needs-grad flags resolved (2-D hidden, 1-D target)."""
+    grad_on = torch.is_grad_enabled()
+    need_h = grad_on and hidden.requires_grad
+    need_w = grad_on and weight.requires_grad
+    need_b = grad_on and bias is not None and bias.requires_grad
+    return LinearCrossEntropyFunction.apply(hidden, weight, bias, target, class_weights, opts, rows,
+                                            need_h, need_w, need_b)
