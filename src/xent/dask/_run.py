@@ -1,0 +1,79 @@
+"""Running the partition states on a client and merging them with Dask's tree reduction.
+
+The partition states are persisted first so the client can follow them
+(progress, and the first error in input order), then
+``dask.bag.Bag.reduction`` merges them in a tree of fan-in ``split_every``.
+If a worker dies, the scheduler recomputes what it held from the lineage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xent.dask._plan import Part
+from xent.dask._tasks import frame_state, merge_states, part_state
+
+__all__ = ["run_frame", "run_parts"]
+
+
+def _follow(client: Any, bag: Any, rows: list[int | None], *, progress: bool) -> Any:
+    """Persist ``bag`` (one state per partition) and wait for it, raising the error
+    of the first failed partition in input order, as the local engine would."""
+    from distributed import as_completed, futures_of
+
+    from xent.dask._progress import RowProgress
+
+    persisted = client.persist(bag)
+    futures = futures_of(persisted)
+    index = {f.key: int(f.key[1]) for f in futures}  # bag keys are (name, partition)
+    by_index = {index[f.key]: f for f in futures}
+    known = [r for r in rows if r is not None]
+    total = sum(known) if len(known) == len(rows) else None
+    first_error: int | None = None
+    try:
+        with RowProgress(total=total, enabled=progress) as bar:
+            for f in as_completed(futures):
+                i = index[f.key]
+                if f.status == "error":
+                    if first_error is None or i < first_error:
+                        first_error = i
+                        # later partitions cannot change which error is first: stop them
+                        client.cancel([g for j, g in by_index.items() if j > i and not g.done()])
+                elif f.status == "finished" and (first_error is None or i < first_error):
+                    bar.update(rows[i] if rows[i] is not None else 0, parts=1)
+        if first_error is not None:
+            by_index[first_error].result()  # re-raises the worker's ScoreInputError here
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return persisted
+
+
+def _reduce(client: Any, bag: Any, *, split_every: int) -> Any:
+    return client.compute(bag.reduction(merge_states, merge_states, split_every=split_every)).result()
+
+
+def run_parts(client: Any, parts: list[Part], spec: Any, *, progress: bool, split_every: int) -> Any:
+    """The merged state of file partitions ``parts``."""
+    import dask.bag as db
+
+    bag = db.from_sequence(parts, partition_size=1).map(part_state, spec)
+    persisted = _follow(client, bag, [p.rows for p in parts], progress=progress)
+    return _reduce(client, persisted, split_every=split_every)
+
+
+def run_frame(client: Any, frame: Any, spec: Any, *, progress: bool, split_every: int) -> Any:
+    """The merged state of the partitions of a dask DataFrame ``frame``."""
+    import dask
+    import dask.bag as db
+
+    missing = [c for c in spec.columns if c not in frame.columns]
+    if missing:
+        from xent.scoring import ScoreInputError
+
+        raise ScoreInputError(f"missing column(s) {missing}; the DataFrame has {list(frame.columns)}",
+                              source="<dask DataFrame>", column=missing[0])
+    frame = frame[list(spec.columns)]
+    bag = db.from_delayed([dask.delayed(frame_state)(p, spec, i) for i, p in enumerate(frame.to_delayed())])
+    persisted = _follow(client, bag, [None] * frame.npartitions, progress=progress)
+    return _reduce(client, persisted, split_every=split_every)

@@ -1,0 +1,82 @@
+"""What runs on a Dask worker: one partition -> one metric state, and merging states.
+
+Every row goes through the local engine's ``xent.io.state_from_table``, so the
+validation, the numbers and the error messages (file, row, column) are the
+local engine's. Only the choice of rows (a run of Parquet row groups) is done
+here; the rest of a file is never read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from xent.dask._plan import Part
+
+__all__ = ["frame_state", "merge_states", "part_state"]
+
+
+def _row_group_tables(part: Part, spec: Any, batch_rows: int) -> Iterator[tuple[Any, int]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = part.first_row
+    with pq.ParquetFile(part.path) as f:
+        for batch in f.iter_batches(batch_size=batch_rows, row_groups=list(part.row_groups or ()),
+                                    columns=list(spec.columns)):
+            yield pa.Table.from_batches([batch]), first
+            first += batch.num_rows
+
+
+def _fold_file(path: str, spec: Any) -> Any:
+    from xent.io import iter_batches, state_from_table
+
+    state = None
+    for b in iter_batches(path, spec):
+        state = state_from_table(b.table, spec, source=b.source, first_row=b.first_row, state=state)
+    return state
+
+
+def part_state(part: Part, spec: Any) -> Any:
+    """The metric state of one partition (an empty state when it has no rows)."""
+    from xent.io import state_from_table
+    from xent.metrics import new_state
+    from xent.scoring import ScoreInputError
+
+    if part.row_groups is None:
+        state = _fold_file(part.path, spec)
+    else:
+        from xent.io import DEFAULT_BATCH_ROWS
+
+        state = None
+        try:
+            for table, first_row in _row_group_tables(part, spec, DEFAULT_BATCH_ROWS):
+                state = state_from_table(table, spec, source=part.path, first_row=first_row, state=state)
+        except ScoreInputError:
+            raise
+        except Exception:
+            # A missing column or a damaged row group: the local reader, run over the
+            # whole file, raises the local engine's message for it; if it finds
+            # nothing wrong, the original error stands.
+            _fold_file(part.path, spec)
+            raise
+    return new_state(spec) if state is None else state
+
+
+def frame_state(frame: Any, spec: Any, index: int) -> list[Any]:
+    """The state of partition ``index`` of a dask DataFrame, as a one-item list
+    (a ``dask.bag`` partition). Rows are numbered within the partition."""
+    from xent.io import state_from_table
+    from xent.metrics import new_state
+
+    state = state_from_table(frame, spec, source=f"<dask partition {index}>", first_row=0)
+    return [new_state(spec) if state is None else state]
+
+
+def merge_states(states: Iterable[Any]) -> Any:
+    """Merge states exactly (float64 sums with compensation); inputs are not modified,
+    because Dask may keep them to recompute after a worker is lost."""
+    merged = None
+    for s in states:
+        merged = s.copy() if merged is None else merged.merge(s)
+    return merged
