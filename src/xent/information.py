@@ -151,7 +151,11 @@ def cross_entropy(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     0.36773
     """
     xp, ax, b, p, q = _prepare((p, q), ("p", "q"), axis, base)
-    return _finish(-_xlogy(p, q, xp), xp, ax, b)
+    q0 = q == 0
+    # -p log 0 = +inf for p > 0, set directly so that NumPy never warns about log(0).
+    terms = -_xlogy(p, xp.where(q0, xp.ones_like(q), q), xp)
+    terms = xp.where(q0 & (p != 0), scalar(math.inf, p, xp), terms)
+    return _finish(terms, xp, ax, b)
 
 
 def kl_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None) -> Any:
