@@ -5,11 +5,22 @@ PyTorch and JAX arrays. See the README for the conventions table.
 """
 
 from xent.information import cross_entropy, entropy, js_divergence, kl_divergence
+from xent.losses import (
+    binary_cross_entropy,
+    binary_focal_cross_entropy,
+    categorical_cross_entropy,
+    categorical_focal_cross_entropy,
+    sparse_categorical_cross_entropy,
+)
 from xent.primitives import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "binary_cross_entropy",
+    "binary_focal_cross_entropy",
+    "categorical_cross_entropy",
+    "categorical_focal_cross_entropy",
     "cross_entropy",
     "entropy",
     "js_divergence",
@@ -19,4 +30,5 @@ __all__ = [
     "logsumexp",
     "sigmoid",
     "softmax",
+    "sparse_categorical_cross_entropy",
 ]

@@ -1,0 +1,184 @@
+"""Focal cross-entropy (Lin et al. 2017): binary (torchvision / optax form) and categorical."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xent._lib.namespace import as_float_array, get_namespace
+from xent._lib.validation import check_fraction, check_nonnegative_scalar, check_shape, check_values_in
+from xent.losses._binary_core import binary_core
+from xent.losses._categorical_core import categorical_core
+from xent.losses._common import finish, prepare_weights
+from xent.losses.binary import prepare_binary
+from xent.losses.categorical import prepare_categorical
+
+__all__ = ["binary_focal_cross_entropy", "categorical_focal_cross_entropy"]
+
+
+def binary_focal_cross_entropy(
+    y_true: Any,
+    y_pred: Any,
+    /,
+    *,
+    gamma: float = 2.0,
+    alpha: float | None = None,
+    from_logits: bool = False,
+    weights: Any = None,
+    pos_weight: Any = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    base: float | None = None,
+    return_grad: bool = False,
+    eps: float | str = "auto",
+) -> Any:
+    r"""Binary focal cross-entropy: cross-entropy scaled down on well-classified elements.
+
+    With smoothed targets :math:`y' = y(1-e) + e/2`, :math:`p` the predicted
+    probability, :math:`p_t = p\,y' + (1-p)(1-y')` and the binary cross-entropy
+    :math:`\mathrm{CE} = -[w_+ y' \log p + (1-y')\log(1-p)]`,
+
+    .. math:: \ell_i = \alpha_t\, (1 - p_t)^{\gamma}\, \mathrm{CE}_i,
+              \qquad \alpha_t = \alpha y' + (1-\alpha)(1-y')
+
+    and :math:`\alpha_t = 1` when ``alpha`` is None. Reductions as in
+    :func:`xent.binary_cross_entropy` (``"mean"`` = :math:`\sum s_i\ell_i/\sum s_i`).
+
+    Parameters
+    ----------
+    y_true, y_pred : arrays of one shape S
+        Targets in [0, 1]; probabilities, or logits with ``from_logits=True``.
+    gamma : float >= 0
+        Focusing parameter; 0 gives (alpha-weighted) binary cross-entropy.
+    alpha : float in [0, 1], optional
+        Weight of positives (negatives get ``1 - alpha``), as in torchvision; None: no balancing.
+    from_logits, weights, pos_weight, label_smoothing, reduction, base, return_grad, eps
+        As in :func:`xent.binary_cross_entropy`.
+
+    Returns
+    -------
+    loss : scalar or array of shape S; grad : array of shape S with ``return_grad=True``.
+
+    Notes
+    -----
+    * Without ``pos_weight``/smoothing and with ``reduction="none"`` this equals
+      torchvision ``sigmoid_focal_loss`` and optax ``sigmoid_focal_loss`` (whose
+      default is ``alpha=None`` too; torchvision's default is 0.25).
+    * ``1 - p_t`` is computed from :math:`\sigma(z)` and :math:`\sigma(-z)` separately,
+      so it does not cancel to 0 for confident predictions.
+    * Keras ``BinaryFocalCrossentropy`` applies ``alpha`` only when
+      ``apply_class_balancing=True`` and averages over the last axis.
+
+    References
+    ----------
+    .. [1] T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+
+    Examples
+    --------
+    >>> import numpy as np, xent
+    >>> y = np.array([1.0, 0.0])
+    >>> p = np.array([0.9, 0.4])
+    >>> round(float(xent.binary_focal_cross_entropy(y, p, gamma=2.0, reduction="sum")), 6)
+    0.082786
+    >>> round(float(xent.binary_focal_cross_entropy(y, p, gamma=0.0)), 6) == round(float(xent.binary_cross_entropy(y, p)), 6)
+    True
+    """
+    a = prepare_binary(
+        y_true, y_pred, weights, pos_weight, from_logits=from_logits, reduction=reduction, base=base,
+        label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
+    )
+    g = check_nonnegative_scalar("gamma", gamma)
+    al = None if alpha is None else check_fraction("alpha", alpha)
+    out = binary_core(
+        a["y"], a["x"], a["xp"], from_logits=a["from_logits"], eps=a["eps"], pos_weight=a["pw"],
+        label_smoothing=a["e"], sample_weights=a["sw"], reduction=a["reduction"],
+        return_grad=a["return_grad"], gamma=g, alpha=al,
+    )
+    return finish(out[0], out[1], a["xp"], base=a["base"], return_grad=a["return_grad"])
+
+
+def categorical_focal_cross_entropy(
+    y_true: Any,
+    y_pred: Any,
+    /,
+    *,
+    gamma: float = 2.0,
+    alpha: Any = None,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: Any = None,
+    weights: Any = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    base: float | None = None,
+    return_grad: bool = False,
+    eps: float | str = "auto",
+) -> Any:
+    r"""Categorical focal cross-entropy of target distributions and predicted distributions.
+
+    With targets :math:`t` (one-hot or soft), :math:`q = (1-e)t + e/C`, class
+    weights :math:`w_c` and per-class factors :math:`\alpha_c` (``alpha``),
+
+    .. math:: \ell_i = -\sum_c \alpha_c\, w_c\, q_{ic}\, (1 - p_{ic})^{\gamma} \log p_{ic}
+
+    ``"mean"`` divides :math:`\sum_i s_i\ell_i` by :math:`\sum_i s_i c_i` with
+    :math:`c_i = \sum_c w_c t_{ic}`, as in :func:`xent.categorical_cross_entropy`:
+    class weights enter the normaliser, ``alpha`` does not.
+
+    Parameters
+    ----------
+    y_true, y_pred : arrays of one shape S = (..., C, ...)
+        Targets in [0, 1]; probabilities, or logits with ``from_logits=True``.
+    gamma : float >= 0
+        Focusing parameter; 0 gives :func:`xent.categorical_cross_entropy` (times ``alpha``).
+    alpha : float >= 0 or array of shape (C,), optional
+        A scale for every class, or one per class; None means 1.
+    from_logits, axis, class_weights, weights, label_smoothing, reduction, base, return_grad, eps
+        As in :func:`xent.categorical_cross_entropy`.
+
+    Returns
+    -------
+    loss : scalar, or array of S without ``axis`` for ``"none"``; grad : array of shape S.
+
+    Notes
+    -----
+    * Keras 3 ``CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0)`` is this formula
+      with a scalar ``alpha``, after renormalising and clipping probabilities at 1e-7.
+    * :math:`1 - p` is computed as ``-expm1(log_softmax(z))`` on the logits path,
+      exact when :math:`p` is close to 1.
+
+    References
+    ----------
+    .. [1] T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+
+    Examples
+    --------
+    >>> import numpy as np, xent
+    >>> t = np.array([[0.0, 1.0, 0.0]])
+    >>> p = np.array([[0.1, 0.8, 0.1]])
+    >>> round(float(xent.categorical_focal_cross_entropy(t, p, gamma=2.0)), 6)  # 0.2**2 * -log(0.8)
+    0.008926
+    """
+    xp = get_namespace(
+        y_true, y_pred, class_weights, weights, alpha, names=("y_true", "y_pred", "class_weights", "weights", "alpha")
+    )
+    a = prepare_categorical(
+        y_pred, class_weights, weights, xp, axis=axis, from_logits=from_logits, reduction=reduction,
+        base=base, label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
+    )
+    x = a["x"]
+    g = check_nonnegative_scalar("gamma", gamma)
+    if alpha is None or isinstance(alpha, (int, float)):
+        al = None if alpha is None else check_nonnegative_scalar("alpha", alpha)
+    else:
+        al = as_float_array(alpha, xp, like=x)
+        check_shape("alpha", al, (a["n_classes"],), what="a float or one factor per class")
+        al = prepare_weights("alpha", al, xp, like=x, shape=(a["n_classes"],), what="one per class")
+    t = as_float_array(y_true, xp, like=x)
+    check_shape("y_true", t, tuple(x.shape), what="the shape of `y_pred`")
+    check_values_in("y_true", t, xp, low=0.0, high=1.0, what="targets")
+    out = categorical_core(
+        t, x, xp, axis=a["ax"], from_logits=a["from_logits"], eps=a["eps"], class_weights=a["cw"],
+        label_smoothing=a["e"], sample_weights=a["sw"], keep=None, reduction=a["reduction"],
+        return_grad=a["return_grad"], gamma=g, alpha=al,
+    )
+    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"])
