@@ -1,0 +1,302 @@
+"""From a table (pyarrow, pandas or a dict of NumPy arrays) to validated arrays folded into a state.
+
+:func:`state_from_table` is what every engine maps over its batches or
+partitions. The fast path hands the columns to the fused kernel, which also
+validates; only when it reports a bad row does the slow path find every bad
+row's reason, then raise (``on_invalid="error"``, naming file, row and
+column) or drop and count them (``"skip"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xent.metrics import BinaryState, MulticlassState, new_state
+from xent.metrics._invalid import LABEL, LOGIT, MISSING_LABEL, NAN, PARSE, RANGE, REASONS, SUM, WEIGHT, find_invalid
+from xent.scoring._spec import ScoreInputError, ScoreSpec
+
+__all__ = ["state_from_table"]
+
+
+def _arrow_column(table: Any, name: str) -> Any:
+    col = table.column(name)
+    if hasattr(col, "combine_chunks"):  # a Table's ChunkedArray
+        col = col.combine_chunks()
+    return col
+
+
+def _columns(table: Any, spec: ScoreSpec, source: str) -> tuple[dict[str, Any], int]:
+    """Raw columns (pyarrow Arrays or NumPy arrays) and the row count."""
+    if isinstance(table, dict):
+        have = list(table)
+        get = table.__getitem__
+    else:
+        if hasattr(table, "iloc"):  # pandas DataFrame (a Dask partition)
+            import pyarrow as pa
+
+            missing = [c for c in spec.columns if c not in table.columns]
+            if not missing:
+                table = pa.Table.from_pandas(table[list(dict.fromkeys(spec.columns))], preserve_index=False)
+            have = list(table.columns) if missing else table.schema.names
+        else:
+            have = table.schema.names
+        get = (lambda c: _arrow_column(table, c))
+    for col in spec.columns:
+        if col not in have:
+            raise ScoreInputError(f"column not found (the data has: {', '.join(map(str, have))})", source=source,
+                                  column=col)
+    cols = {c: get(c) for c in dict.fromkeys(spec.columns)}
+    n = len(next(iter(cols.values())))
+    return cols, n
+
+
+def _is_arrow(x: Any) -> bool:
+    return type(x).__module__.startswith("pyarrow")
+
+
+def _floats(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A float32/float64 NumPy array, and the rows that did not parse as numbers (or None)."""
+    if not _is_arrow(x):
+        a = np.asarray(x)
+        if a.dtype in (np.float32, np.float64):
+            return a, None
+        if np.issubdtype(a.dtype, np.floating):
+            return a.astype(np.float32), None
+        if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
+            return a.astype(np.float64), None
+        import pyarrow as pa
+
+        x = pa.array(a.tolist())  # strings or objects: parse like text
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = x.type
+    if pa.types.is_float32(t) or pa.types.is_float64(t):
+        return x.to_numpy(zero_copy_only=False), None
+    if pa.types.is_floating(t) and not pa.types.is_float64(t):
+        return pc.cast(x, pa.float32()).to_numpy(zero_copy_only=False), None
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
+        return pc.cast(x, pa.float64()).to_numpy(zero_copy_only=False), None
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        if pa.types.is_dictionary(t):
+            x = pc.cast(x, pa.string())
+        try:
+            return pc.cast(pc.utf8_trim_whitespace(x), pa.float64()).to_numpy(zero_copy_only=False), None
+        except pa.ArrowInvalid:
+            pass
+        out = np.full(len(x), np.nan)
+        bad = np.zeros(len(x), dtype=bool)
+        for i, s in enumerate(x.to_pylist()):
+            if s is None:
+                continue
+            try:
+                out[i] = float(s)
+            except ValueError:
+                bad[i] = True
+        return out, bad
+    raise ScoreInputError(f"expected a numeric column, got type {t}", source=source, column=column)
+
+
+def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(n, K) predictions from a list column or a 2-d array; None when ``x`` is a plain column."""
+    if not _is_arrow(x):
+        a = np.asarray(x)
+        if a.ndim == 2:
+            return (a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)), None
+        if a.dtype == object and len(a) and isinstance(a[0], (list, tuple, np.ndarray)):
+            import pyarrow as pa
+
+            x = pa.array([None if v is None else list(v) for v in a])
+        else:
+            return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = x.type
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
+        return None
+    lengths = pc.fill_null(pc.list_value_length(x), -1).to_numpy(zero_copy_only=False)
+    widths = np.unique(lengths[lengths >= 0])
+    if len(widths) > 1 or (lengths < 0).any():
+        bad = int(np.flatnonzero(lengths != (widths[0] if len(widths) else -2))[0]) if len(widths) else 0
+        got = "a missing list" if lengths[bad] < 0 else f"a list of {lengths[bad]} values"
+        raise ScoreInputError(f"every row must hold a list of {widths[0] if len(widths) else 'K'} probabilities, "
+                              f"got {got}", source=source, row=first_row + bad, column=column)
+    k = int(widths[0]) if len(widths) else 0
+    flat, bad = _floats(pc.list_flatten(x), source, column, first_row)
+    return flat.reshape(len(x), k), (None if bad is None else bad.reshape(len(x), k).any(axis=1))
+
+
+def _label_codes(x: Any, classes: tuple[Any, ...] | None, k: int, source: str, column: str
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class codes (-1 when not a class) and the rows whose label is missing (or None)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not _is_arrow(x):
+        a = np.asarray(x)
+        x = pa.array(a) if a.dtype.kind in "biuf" else pa.array(a.astype(str) if a.dtype.kind == "U" else a.tolist())
+    missing = x.is_null().to_numpy(zero_copy_only=False) if x.null_count else None
+    t = x.type
+    numeric_classes = classes is None or all(isinstance(c, (int, float, np.integer, np.floating))
+                                             and not isinstance(c, bool) for c in classes)
+    if pa.types.is_dictionary(t):
+        x = pc.cast(x, pa.string())
+        t = x.type
+    if (pa.types.is_string(t) or pa.types.is_large_string(t)) and numeric_classes:
+        try:  # numeric labels stored as text (CSV)
+            x = pc.cast(pc.utf8_trim_whitespace(x), pa.float64())
+            t = x.type
+        except pa.ArrowInvalid:
+            pass
+    if pa.types.is_boolean(t):
+        x = pc.cast(x, pa.int8())
+        t = x.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        if not numeric_classes:
+            x = pc.cast(x, pa.string())
+        else:
+            if missing is not None:
+                x = pc.fill_null(x, -1)
+            v = x.to_numpy(zero_copy_only=False)
+            if classes is None or tuple(classes) == tuple(range(len(classes))):
+                if v.dtype == np.int8 or v.dtype == np.int64:
+                    return v, missing
+                if np.issubdtype(v.dtype, np.integer):
+                    return v.astype(np.int64), missing
+                iv = np.where(np.isfinite(v), v, -1).astype(np.int64)
+                return np.where(iv == v, iv, -1), missing
+            table = np.asarray([float(c) for c in classes])
+            order = np.argsort(table)
+            pos = np.clip(np.searchsorted(table[order], v), 0, len(table) - 1)
+            found = table[order][pos] == v
+            return np.where(found, order[pos], -1).astype(np.int64), missing
+    names = pa.array([str(c) for c in (classes if classes is not None else range(k))], pa.string())
+    codes = pc.fill_null(pc.index_in(pc.cast(x, pa.string()), value_set=names), -1)
+    return codes.to_numpy(zero_copy_only=False).astype(np.int64), missing
+
+
+def _fmt_classes(classes: tuple[Any, ...]) -> str:
+    shown = ", ".join(repr(c) if isinstance(c, str) else str(c) for c in classes[:12])
+    return "[" + shown + (", ..." if len(classes) > 12 else "") + "]"
+
+
+def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, spec: ScoreSpec,
+             classes: tuple[Any, ...]) -> tuple[str, str]:
+    """(message, column) for invalid row ``i``."""
+    pred_cols = spec.pred
+    pcol = pred_cols[col] if len(pred_cols) > 1 else pred_cols[0]
+    if code == LABEL:
+        v = y_raw[i].as_py() if hasattr(y_raw, "type") else np.asarray(y_raw)[i]
+        v = v.item() if hasattr(v, "item") else v
+        return f"label {v!r} is not in the class list {_fmt_classes(classes)}", spec.label
+    if code == MISSING_LABEL:
+        return "missing label", spec.label
+    row = P[i]
+    val = row if np.ndim(row) == 0 else row[col]
+    if code == PARSE:
+        return "cannot parse the value as a number", pcol
+    if code == NAN:
+        return "missing or NaN prediction", pcol
+    if code == RANGE:
+        return f"probability {float(val)!r} is outside [0, 1]", pcol
+    if code == LOGIT:
+        return f"logit {float(val)!r} is not finite", pcol
+    if code == SUM:
+        return (f"probabilities sum to {float(np.sum(row)):.10g}, not 1 (tolerance {spec.tolerance:g}; "
+                "use --tolerance, or --logits for unnormalised scores)", ", ".join(pred_cols))
+    if code == WEIGHT:
+        return f"weight {float(np.asarray(w)[i])!r} must be finite and >= 0", spec.weight or ""
+    return REASONS[code], pcol
+
+
+def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", first_row: int = 0,
+                     state: BinaryState | MulticlassState | None = None) -> BinaryState | MulticlassState:
+    """Validate one table (batch or partition) and fold it into ``state`` (a new state when None).
+
+    Parameters
+    ----------
+    table : pyarrow.Table, pyarrow.RecordBatch, pandas.DataFrame or dict of NumPy arrays
+        Holds ``spec.columns``; extra columns are ignored.
+    spec : ScoreSpec
+    source : str
+        Named in error messages (usually the file path).
+    first_row : int
+        Row number of the table's first row inside ``source``, for error messages.
+    state : metric state, optional
+        Folded into and returned; a new one (:func:`xent.metrics.new_state`) when None.
+
+    Raises
+    ------
+    ScoreInputError
+        Missing column, unparseable number, NaN, probability outside [0, 1], a row
+        not summing to 1, a label outside the class list, a bad weight (the first
+        bad row, when ``spec.on_invalid == "error"``).
+    """
+    cols, n = _columns(table, spec, source)
+    parse_bad = None
+    multi = spec.multiclass
+    if len(spec.pred) == 1:
+        mat = _pred_matrix(cols[spec.pred[0]], source, spec.pred[0], first_row) if multi is not False else None
+        if mat is not None:
+            P, parse_bad = mat
+            multi = True
+        elif multi:
+            raise ScoreInputError("a multi-class input needs one column per class or a list column; this column "
+                                  "holds one value per row", source=source, column=spec.pred[0])
+        else:
+            P, parse_bad = _floats(cols[spec.pred[0]], source, spec.pred[0], first_row)
+    else:
+        parts = [_floats(cols[c], source, c, first_row) for c in spec.pred]
+        dtype = np.float32 if all(p.dtype == np.float32 for p, _ in parts) else np.float64
+        P = np.empty((n, len(parts)), dtype=dtype)
+        for k, (p, _) in enumerate(parts):
+            P[:, k] = p
+        bads = [b for _, b in parts if b is not None]
+        parse_bad = np.logical_or.reduce(bads) if bads else None
+        multi = True
+    k = P.shape[1] if multi else 2
+    if multi and spec.classes is not None and len(spec.classes) != k:
+        raise ScoreInputError(f"the predictions have {k} values per row but `classes` lists {len(spec.classes)}",
+                              source=source, column=spec.pred[0])
+    if state is None:
+        state = new_state(spec, num_classes=k if multi else None)
+    elif isinstance(state, MulticlassState) != bool(multi) or (multi and state.num_classes != k):
+        raise ScoreInputError(f"this data is {'multi-class with ' + str(k) + ' classes' if multi else 'binary'}, "
+                              "unlike the data before it", source=source, column=spec.pred[0])
+    classes = spec.classes if spec.classes is not None else tuple(range(k))
+    y_raw = cols[spec.label]
+    y, missing = _label_codes(y_raw, spec.classes, k, source, spec.label)
+    w = None
+    if spec.weight is not None:
+        w, wbad = _floats(cols[spec.weight], source, spec.weight, first_row)
+        w = np.ascontiguousarray(w, dtype=np.float64)
+        if wbad is not None:
+            w = np.where(wbad, np.nan, w)
+    if not multi and y.dtype != np.int8:
+        y = y.astype(np.int64, copy=False)
+    if missing is None and parse_bad is None and state.fold(y, P, w) < 0:
+        return state
+    # Slow path: one reason per bad row, then raise on the first or drop them all.
+    reason, col = find_invalid(y, P, w, num_classes=k, logits=spec.from_logits, tolerance=spec.tolerance)
+    if parse_bad is not None:
+        reason = np.where(parse_bad & (np.asarray(y) >= 0), PARSE, reason).astype(np.int8)
+    if missing is not None:
+        reason = np.where(missing, MISSING_LABEL, reason).astype(np.int8)
+    bad = np.flatnonzero(reason)
+    if len(bad) == 0:  # pragma: no cover - the kernel and find_invalid agree on validity
+        raise ScoreInputError("invalid row not located", source=source)
+    if spec.on_invalid == "error":
+        i = int(bad[0])
+        msg, column = _message(int(reason[i]), i, y_raw=y_raw, P=P, col=int(col[i]), w=w, spec=spec, classes=classes)
+        raise ScoreInputError(msg, source=source, row=first_row + i, column=column)
+    keep = reason == 0
+    for code, count in zip(*np.unique(reason[~keep], return_counts=True)):
+        state.add_skipped(REASONS[int(code)], int(count))
+    first = state.fold(np.ascontiguousarray(y[keep]), np.ascontiguousarray(P[keep]),
+                       None if w is None else np.ascontiguousarray(w[keep]))
+    if first >= 0:  # pragma: no cover
+        raise ScoreInputError("invalid row left after skipping", source=source, row=first_row)
+    return state
