@@ -1,0 +1,72 @@
+"""Array layouts the kernels work on: a (rows, classes, inner) view and its tiles.
+
+Any array with a class axis ``axis`` is seen as ``(O, C, I)``: ``O`` the
+product of the axes before it, ``C`` the classes, ``I`` the product of the axes
+after it (``I = 1`` for the last axis). The view is taken without copying;
+strided inputs keep their strides. A tile is a block of whole class vectors,
+``[o0:o1, :, i0:i1]``, small enough to stay in the core's cache while the
+kernel makes its passes over it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["Tile", "as_3d", "rows_of", "tiles"]
+
+# Elements per tile: 64k float32 = 256 KiB, so a tile and its scratch stay in a 1 MiB L2.
+TILE_ELEMENTS = 1 << 16
+
+
+class Tile(NamedTuple):
+    o0: int
+    o1: int
+    i0: int
+    i1: int
+
+
+def as_3d(x: np.ndarray, axis: int) -> np.ndarray | None:
+    """``x`` as an ``(O, C, I)`` view, or None when that needs a copy."""
+    shape = (math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1 :]))
+    try:
+        return np.reshape(x, shape, copy=False)
+    except ValueError:  # the strides cannot be merged without copying
+        return None
+    except TypeError:  # NumPy < 2.1 has no copy=: take the view only if it is one
+        v = x.reshape(shape)
+        return v if np.shares_memory(v, x) or x.size == 0 else None
+
+
+def tiles(o: int, c: int, i: int, elements: int = TILE_ELEMENTS) -> list[Tile]:
+    """Split ``(O, C, I)`` into tiles of about ``elements`` values, whole class vectors each."""
+    if i == 1:
+        rows = max(1, elements // max(c, 1))
+        return [Tile(a, min(o, a + rows), 0, 1) for a in range(0, o, rows)]
+    # Inner tiles at least 16 wide: the inner axis is the contiguous one, keep reads long.
+    inner = min(i, max(16, elements // max(c, 1)))
+    rows = max(1, elements // max(c * inner, 1))
+    return [
+        Tile(a, min(o, a + rows), b, min(i, b + inner)) for a in range(0, o, rows) for b in range(0, i, inner)
+    ]
+
+
+def rows_of(a3: np.ndarray, t: Tile) -> np.ndarray:
+    """The tile's block of an ``(O, C, I)`` array: ``(ob, C)`` when ``I = 1``, else ``(ob, C, ib)``."""
+    if a3.shape[2] == 1:
+        return a3[t.o0 : t.o1, :, 0]
+    return a3[t.o0 : t.o1, :, t.i0 : t.i1]
+
+
+def per_row(a2: np.ndarray, t: Tile, inner: int) -> np.ndarray:
+    """The tile's block of an ``(O, I)`` per-example array, shaped like a row reduction of :func:`rows_of`."""
+    if inner == 1:
+        return a2[t.o0 : t.o1, 0]
+    return a2[t.o0 : t.o1, t.i0 : t.i1]
+
+
+def col(v: Any) -> Any:
+    """Per-row values shaped to broadcast along the class axis (axis 1)."""
+    return np.expand_dims(v, 1)

@@ -1,0 +1,125 @@
+"""The engine's thread count and its pool of worker threads.
+
+NumPy ufuncs and reductions release the GIL on large loops, so plain Python
+threads that each run ufuncs (with ``out=``) on their own block of rows keep
+every core busy. Blocks are handed out dynamically from a shared counter, so a
+core slowed down by another process simply takes fewer blocks.
+
+The thread count is, in order of precedence: :func:`set_num_threads`, the
+environment variable ``XENT_NUM_THREADS``, the number of CPUs this process may
+run on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+__all__ = ["get_num_threads", "parallel_for", "set_num_threads"]
+
+_state: dict[str, Any] = {"n": None, "pool": None, "size": 0}
+_lock = threading.Lock()
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not every platform has sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
+    return value
+
+
+def set_num_threads(n: int, /) -> None:
+    """Set the number of threads the fast CPU engine uses (default: all CPUs available).
+
+    Overrides the environment variable ``XENT_NUM_THREADS``. ``n = 1`` runs the
+    engine in the calling thread only.
+
+    Examples
+    --------
+    >>> import xent
+    >>> xent.set_num_threads(2)
+    >>> xent.get_num_threads()
+    2
+    """
+    _state["n"] = _check_count("n", n)
+
+
+def get_num_threads() -> int:
+    """Number of threads the fast CPU engine uses.
+
+    :func:`set_num_threads` if it was called, else ``XENT_NUM_THREADS`` if set,
+    else the number of CPUs this process may run on.
+    """
+    if _state["n"] is not None:
+        return _state["n"]
+    env = os.environ.get("XENT_NUM_THREADS")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        return _check_count("XENT_NUM_THREADS", value if value >= 1 else env)
+    return _cpu_count()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _lock:
+        if _state["pool"] is None or _state["size"] < workers:
+            old = _state["pool"]
+            _state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xent")
+            _state["size"] = workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _state["pool"]
+
+
+def parallel_for(n_tasks: int, make_worker: Callable[[], Callable[[int], None]]) -> None:
+    """Run tasks ``0 .. n_tasks - 1`` on the engine's threads.
+
+    Each thread calls ``make_worker()`` once (to allocate its own scratch
+    buffers) and then the returned function on the task ids it takes from a
+    shared counter. The calling thread works too. The first exception raised
+    by any task is re-raised here after every thread has stopped.
+    """
+    threads = min(get_num_threads(), n_tasks)
+    counter = itertools.count()  # next() on itertools.count is atomic under the GIL
+    failed: list[BaseException] = []
+
+    def drive() -> None:
+        # Overflowing exps are expected (such rows are redone with a shift): keep them silent.
+        with np.errstate(all="ignore"):
+            _drive()
+
+    def _drive() -> None:
+        work = make_worker()
+        while not failed:
+            task = next(counter)
+            if task >= n_tasks:
+                return
+            try:
+                work(task)
+            except BaseException as exc:  # re-raised in the caller below
+                failed.append(exc)
+                return
+
+    if threads <= 1:
+        drive()
+    else:
+        futures = [_pool(threads - 1).submit(drive) for _ in range(threads - 1)]
+        drive()
+        for f in futures:
+            f.result()
+    if failed:
+        raise failed[0]
