@@ -97,6 +97,13 @@ def check_integer_dtype(name: str, x: Any, xp: Any) -> None:
         raise TypeError(f"`{name}` must hold integer class labels, got dtype {x.dtype}")
 
 
+def _any_concrete(bad: Any, xp: Any) -> bool:
+    """``any(bad)``, or False when it is abstract: under ``jax.jit`` even concrete
+    (closed-over) arrays give traced results, so the values cannot be checked."""
+    flag = xp.any(bad)
+    return False if is_traced(flag) else bool(flag)
+
+
 def _first_index(mask: np.ndarray) -> tuple[int, ...] | int:
     idx = tuple(int(i) for i in np.argwhere(mask)[0])
     return idx[0] if len(idx) == 1 else idx
@@ -115,7 +122,7 @@ def check_values_in(
     if x is None or is_traced(x):
         return
     bad = ~((x >= low) & (x <= high))
-    if not bool(xp.any(bad)):
+    if not _any_concrete(bad, xp):
         return
     host = to_numpy(bad)
     idx = _first_index(host)
@@ -128,7 +135,7 @@ def check_nonnegative(name: str, x: Any, xp: Any) -> None:
     if x is None or is_traced(x):
         return
     bad = ~((x >= 0) & xp.isfinite(x))
-    if not bool(xp.any(bad)):
+    if not _any_concrete(bad, xp):
         return
     idx = _first_index(to_numpy(bad))
     raise ValueError(f"`{name}` must be finite and >= 0, got {to_numpy(x)[idx]!r} at index {idx}")
@@ -148,7 +155,7 @@ def check_labels(
     bad = (labels < 0) | (labels >= num_classes)
     if ignore_index is not None:
         bad = bad & (labels != ignore_index)
-    if not bool(xp.any(bad)):
+    if not _any_concrete(bad, xp):
         return
     idx = _first_index(to_numpy(bad))
     hint = f" or equal ignore_index={ignore_index}" if ignore_index is not None else ""
