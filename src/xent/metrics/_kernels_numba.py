@@ -20,12 +20,14 @@ import math
 import numba
 import numpy as np
 
+from xent.metrics._fastlog import fast_log
+
 BLOCK = 4096
 
 __all__ = ["binary_kernel", "multiclass_kernel"]
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)  # not inlined by numba: callers' fastmath must not touch it
 def _add(s, c, k, v):  # pragma: no cover - compiled
     # Neumaier: keeps the rounding error of s + v in c, whichever term is larger.
     a = s[k]
@@ -37,15 +39,122 @@ def _add(s, c, k, v):  # pragma: no cover - compiled
     s[k] = t
 
 
-@numba.njit(cache=True, nogil=True)
-def binary_kernel(y, p, w, use_w, logits, eps, n_bins, s, c, bs, bc, bn):  # pragma: no cover - compiled
-    """Sums: s[0] W, s[1] W*y, s[2] W*p, s[3] W*loss, s[4] W*(p-y)^2, s[5] W*correct.
+_FM = {"reassoc", "contract"}  # reassociation lets LLVM vectorise the block sums (fixed order per machine)
 
-    Bins (rows of ``bs``): 0 weight, 1 weight*p, 2 weight*y; ``bn`` row counts.
-    """
+
+@numba.njit(inline="always", fastmath=_FM, error_model="numpy")
+def _binary_prob(y, p, w, weighted, eps, n_bins, s, c, bs, bc, bn):  # pragma: no cover - compiled
+    # Two phases per block: a branch-free, vectorised pass (validity, loss, Brier, accuracy,
+    # bin index), then a scalar pass scattering into the calibration bins.
     n = p.shape[0]
     lo = eps
     hi = 1.0 - eps
+    nb = n_bins
+    top = nb - 1.0
+    idx = np.empty(BLOCK, np.int32)
+    hist = np.zeros((4, 2 * nb), np.int64)  # unweighted bins: rows by (bin, label), 4 copies against store stalls
+    lb = np.zeros((4, 3, nb))
+    i = 0
+    while i < n:
+        end = min(i + BLOCK, n)
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        a4 = 0.0
+        a5 = 0.0
+        bad = 0
+        for j in range(i, end):
+            yj = y[j]
+            yy = np.float64(yj)
+            x = np.float64(p[j])
+            wj = np.float64(w[j]) if weighted else 1.0
+            bad |= (yj != 0) & (yj != 1)
+            bad |= ~((x >= 0.0) & (x <= 1.0))
+            if weighted:
+                bad |= ~((wj >= 0.0) & (wj < np.inf))
+            # clip like sklearn log_loss: p in [eps, 1 - eps]
+            pc = min(max(x, lo), hi)
+            loss = -fast_log(pc if yj == 1 else 1.0 - pc)
+            d = x - yy
+            hit = 1.0 if (x >= 0.5) == (yj == 1) else 0.0
+            a0 += wj
+            a1 += wj * yy
+            a2 += wj * x
+            a3 += wj * loss
+            a4 += wj * d * d
+            a5 += wj * hit
+            xb = x * nb
+            xb = xb if xb >= 0.0 else 0.0  # NaN -> 0: the row is flagged bad anyway
+            xb = xb if xb < top else top  # p = 1 joins the last bin
+            idx[j - i] = np.int32(xb)
+        if bad:
+            return i
+        if weighted:
+            lb[:, :, :] = 0.0
+            for j in range(i, end):
+                b = idx[j - i]
+                r = j & 3
+                wj = np.float64(w[j])
+                lb[r, 0, b] += wj
+                lb[r, 1, b] += wj * np.float64(p[j])
+                lb[r, 2, b] += wj * np.float64(y[j])
+                bn[b] += 1
+            for r in range(3):
+                for k in range(nb):
+                    _add(bs[r], bc[r], k, lb[0, r, k] + lb[1, r, k] + lb[2, r, k] + lb[3, r, k])
+        else:
+            lb[:, 1, :] = 0.0
+            for j in range(i, end):
+                b = idx[j - i]
+                r = j & 3
+                hist[r, 2 * b + y[j]] += 1
+                lb[r, 1, b] += np.float64(p[j])
+            for k in range(nb):
+                _add(bs[1], bc[1], k, lb[0, 1, k] + lb[1, 1, k] + lb[2, 1, k] + lb[3, 1, k])
+        _add(s, c, 0, a0)
+        _add(s, c, 1, a1)
+        _add(s, c, 2, a2)
+        _add(s, c, 3, a3)
+        _add(s, c, 4, a4)
+        _add(s, c, 5, a5)
+        i = end
+    if not weighted:  # integer counts: exact
+        for k in range(nb):
+            neg = hist[0, 2 * k] + hist[1, 2 * k] + hist[2, 2 * k] + hist[3, 2 * k]
+            pos = hist[0, 2 * k + 1] + hist[1, 2 * k + 1] + hist[2, 2 * k + 1] + hist[3, 2 * k + 1]
+            bn[k] += neg + pos
+            _add(bs[0], bc[0], k, np.float64(neg + pos))
+            _add(bs[2], bc[2], k, np.float64(pos))
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _binary_prob_weighted(y, p, w, eps, n_bins, s, c, bs, bc, bn):  # pragma: no cover - compiled
+    return _binary_prob(y, p, w, True, eps, n_bins, s, c, bs, bc, bn)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _binary_prob_unweighted(y, p, w, eps, n_bins, s, c, bs, bc, bn):  # pragma: no cover - compiled
+    return _binary_prob(y, p, w, False, eps, n_bins, s, c, bs, bc, bn)
+
+
+def binary_kernel(y, p, w, use_w, logits, eps, n_bins, s, c, bs, bc, bn):
+    """Sums: s[0] W, s[1] W*y, s[2] W*p, s[3] W*loss, s[4] W*(p-y)^2, s[5] W*correct.
+
+    Bins (rows of ``bs``): 0 weight, 1 weight*p, 2 weight*y; ``bn`` row counts.
+    Returns -1, or a row index at or before the first invalid row.
+    """
+    if logits:
+        return _binary_logit(y, p, w, use_w, n_bins, s, c, bs, bc, bn)
+    if use_w:
+        return _binary_prob_weighted(y, p, w, eps, n_bins, s, c, bs, bc, bn)
+    return _binary_prob_unweighted(y, p, w, eps, n_bins, s, c, bs, bc, bn)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _binary_logit(y, p, w, use_w, n_bins, s, c, bs, bc, bn):  # pragma: no cover - compiled
+    n = p.shape[0]
     nb = n_bins
     lb = np.zeros((3, nb))
     i = 0
@@ -67,24 +176,16 @@ def binary_kernel(y, p, w, use_w, logits, eps, n_bins, s, c, bs, bc, bn):  # pra
             else:
                 return j
             x = np.float64(p[j])
-            if logits:
-                if not math.isfinite(x):
-                    return j
-                # log sigmoid(+-x) = min(+-x, 0) - log1p(exp(-|x|)): never overflows (primitives._log_sigmoid)
-                e = math.exp(-abs(x))
-                l1p = math.log1p(e)
-                if yy == 1.0:
-                    loss = l1p - min(x, 0.0)
-                else:
-                    loss = l1p - min(-x, 0.0)
-                pj = 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
+            if not math.isfinite(x):
+                return j
+            # log sigmoid(+-x) = min(+-x, 0) - log1p(exp(-|x|)): never overflows (primitives._log_sigmoid)
+            e = math.exp(-abs(x))
+            l1p = math.log1p(e)
+            if yy == 1.0:
+                loss = l1p - min(x, 0.0)
             else:
-                if not (x >= 0.0 and x <= 1.0):
-                    return j
-                pj = x
-                # clip like sklearn log_loss: p in [eps, 1 - eps]
-                pc = min(max(x, lo), hi)
-                loss = -math.log(pc) if yy == 1.0 else -math.log(1.0 - pc)
+                loss = l1p - min(-x, 0.0)
+            pj = 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
             if use_w:
                 wj = w[j]
                 if not (wj >= 0.0 and wj < np.inf):
@@ -119,7 +220,7 @@ def binary_kernel(y, p, w, use_w, logits, eps, n_bins, s, c, bs, bc, bn):  # pra
     return -1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def multiclass_kernel(y, P, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):  # pragma: no cover
     """Sums: s[0] W, s[1] W*loss, s[2] W*brier, s[3] W*correct.
 
