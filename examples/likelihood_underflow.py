@@ -19,7 +19,7 @@ import numpy as np
 import xent
 
 
-def main(n: int = 2000, *, seed: int = 0) -> dict[str, float]:
+def main(n: int = 2000, *, seed: int = 0) -> dict[str, object]:
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.5).astype(float)
     # a decent model: probability of the true label between 0.3 and 0.9
@@ -47,7 +47,7 @@ def main(n: int = 2000, *, seed: int = 0) -> dict[str, float]:
     per_point = xent.binary_cross_entropy(y[:3], p[:3], reduction="none")
     print("each point's error -log p, first three:", ", ".join(f"{v:.4f}" for v in per_point))
     return {"product64": product64, "product32": product32, "nll": nll, "reference": reference,
-            "log10_likelihood": log10_likelihood}
+            "log10_likelihood": log10_likelihood, "p_true": p_true}
 
 
 if __name__ == "__main__":
