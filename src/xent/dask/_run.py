@@ -16,36 +16,43 @@ from xent.dask._tasks import frame_state, merge_states, part_state
 __all__ = ["run_frame", "run_parts"]
 
 
+def _rows_of(future: Any) -> int:
+    # A partition without a known row count (CSV): read it off its state, a few KB.
+    state = future.result()[0]
+    return 0 if state is None else int(state.rows)
+
+
 def _follow(client: Any, bag: Any, rows: list[int | None], *, progress: bool) -> Any:
     """Persist ``bag`` (one state per partition) and wait for it, raising the error
     of the first failed partition in input order, as the local engine would."""
     from distributed import as_completed, futures_of
 
-    from xent.dask._progress import RowProgress
+    from xent.scoring._progress import Progress
 
     persisted = client.persist(bag)
     futures = futures_of(persisted)
     index = {f.key: int(f.key[1]) for f in futures}  # bag keys are (name, partition)
     by_index = {index[f.key]: f for f in futures}
-    known = [r for r in rows if r is not None]
-    total = sum(known) if len(known) == len(rows) else None
+    bar = Progress(total=None if None in rows else sum(rows)) if progress else None
     first_error: int | None = None
     try:
-        with RowProgress(total=total, enabled=progress) as bar:
-            for f in as_completed(futures):
-                i = index[f.key]
-                if f.status == "error":
-                    if first_error is None or i < first_error:
-                        first_error = i
-                        # later partitions cannot change which error is first: stop them
-                        client.cancel([g for j, g in by_index.items() if j > i and not g.done()])
-                elif f.status == "finished" and (first_error is None or i < first_error):
-                    bar.update(rows[i] if rows[i] is not None else 0, parts=1)
+        for f in as_completed(futures, loop=client.loop):
+            i = index[f.key]
+            if f.status == "error":
+                if first_error is None or i < first_error:
+                    first_error = i
+                    # later partitions cannot change which error comes first: stop them
+                    client.cancel([g for j, g in by_index.items() if j > i and not g.done()])
+            elif bar is not None and f.status == "finished":
+                bar.advance(rows[i] if rows[i] is not None else _rows_of(f))
         if first_error is not None:
             by_index[first_error].result()  # re-raises the worker's ScoreInputError here
     except BaseException:
         client.cancel(futures)
         raise
+    finally:
+        if bar is not None:
+            bar.close()
     return persisted
 
 

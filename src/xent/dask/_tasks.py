@@ -21,7 +21,10 @@ def _row_group_tables(part: Part, spec: Any, batch_rows: int) -> Iterator[tuple[
     import pyarrow.parquet as pq
 
     first = part.first_row
-    with pq.ParquetFile(part.path) as f:
+    with pq.ParquetFile(part.path, memory_map=True) as f:
+        if not set(spec.columns) <= set(f.schema_arrow.names):
+            # pyarrow would silently drop an unknown column: let the local reader name it
+            raise LookupError("missing column")
         for batch in f.iter_batches(batch_size=batch_rows, row_groups=list(part.row_groups or ()),
                                     columns=list(spec.columns)):
             yield pa.Table.from_batches([batch]), first
@@ -38,9 +41,8 @@ def _fold_file(path: str, spec: Any) -> Any:
 
 
 def part_state(part: Part, spec: Any) -> Any:
-    """The metric state of one partition (an empty state when it has no rows)."""
+    """The metric state of one partition, None when it has no rows."""
     from xent.io import state_from_table
-    from xent.metrics import new_state
     from xent.scoring import ScoreInputError
 
     if part.row_groups is None:
@@ -60,23 +62,24 @@ def part_state(part: Part, spec: Any) -> Any:
             # nothing wrong, the original error stands.
             _fold_file(part.path, spec)
             raise
-    return new_state(spec) if state is None else state
+    return state
 
 
 def frame_state(frame: Any, spec: Any, index: int) -> list[Any]:
     """The state of partition ``index`` of a dask DataFrame, as a one-item list
     (a ``dask.bag`` partition). Rows are numbered within the partition."""
     from xent.io import state_from_table
-    from xent.metrics import new_state
 
-    state = state_from_table(frame, spec, source=f"<dask partition {index}>", first_row=0)
-    return [new_state(spec) if state is None else state]
+    return [state_from_table(frame, spec, source=f"<dask partition {index}>", first_row=0)]
 
 
 def merge_states(states: Iterable[Any]) -> Any:
-    """Merge states exactly (float64 sums with compensation); inputs are not modified,
-    because Dask may keep them to recompute after a worker is lost."""
+    """Merge states exactly (float64 sums with compensation), skipping None (no rows).
+
+    Inputs are not modified: Dask may hold them to recompute after a worker is lost.
+    """
     merged = None
     for s in states:
-        merged = s.copy() if merged is None else merged.merge(s)
+        if s is not None:
+            merged = s.copy() if merged is None else merged.merge(s)
     return merged
