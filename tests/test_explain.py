@@ -106,6 +106,18 @@ def test_categorical_logits_grad_matches_torch(capsys):
     np.testing.assert_allclose(r["grad"], tz.grad.numpy(), rtol=1e-12)
 
 
+def test_negative_logits_and_base_e(capsys):
+    d = _json(capsys, "binary", "--labels", "1,0", "--logits", "-1,2")
+    assert d["inputs"]["logits"] == [-1.0, 2.0]
+    d = _json(capsys, "categorical", "--target", "0", "--logits", "-1.5,-.5,2e-1", "--base", "e")
+    z = np.array([[-1.5, -0.5, 0.2]])
+    assert d["results"]["mean_base"] == d["results"]["mean"] == xent.sparse_categorical_cross_entropy(
+        np.array([0]), z, from_logits=True
+    )
+    rc, out, _ = _run(capsys, "categorical", "--target", "0", "--logits", "-1.5,-.5,2e-1", "--base", "e")
+    assert "divide nats by" not in out and "nats" in out
+
+
 def test_categorical_rows_and_soft_targets(capsys):
     p = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
     d = _json(capsys, "categorical", "--target", "0,2", "--probs", "0.6,0.3,0.1; 0.2,0.2,0.6")
@@ -190,6 +202,7 @@ BAD = [
     (["kl", "--p", "0.5,0.5"], "the following arguments are required: --q"),
     (["kl", "--p", "0.5,0.5", "--q", "1"], "`p` and `q` must have the same length, got 2 and 1"),
     (["js", "--p", "0.5,0.5", "--q", "1.5,-0.5"], "`q` must hold probabilities in [0, 1], got 1.5 in position 0"),
+    (["entropy", "--p", "-0.5,1.5"], "`p` must hold probabilities in [0, 1], got -0.5 in position 0"),
     (["entropy", "--p", ""], "--p: expected a comma-separated list of numbers"),
     (["nonsense"], "invalid choice: 'nonsense'"),
 ]

@@ -208,11 +208,12 @@ def _reduction_steps(res: dict[str, Any], n: int, shown_base: float, wrt: str, g
              {"sum (nats)": res["sum"]}),
         Step("Mean over examples (the cost that training minimises)", f"L_mean = L_sum / N,  N = {n}",
              {"mean (nats)": res["mean"]}),
-        Step(f"In {units}: divide nats by ln({shown_base:g})",
+    ]
+    if shown_base != math.e:
+        steps.append(Step(f"In {units}: divide nats by ln({shown_base:g})",
              f"L_{_base_tag(shown_base)} = L_nats / ln({shown_base:g}) = L_nats / {math.log(shown_base):.6f}",
              {f"per-example ({units})": res["per_example_base"], f"sum ({units})": res["sum_base"],
-              f"mean ({units})": res["mean_base"]}),
-    ]
+              f"mean ({units})": res["mean_base"]}))
     if "grad" in res:
         symbol = "z" if wrt == "logits" else "p"
         steps.append(Step(f"Gradient of the mean loss (nats) with respect to the {wrt} {symbol}", grad_formula,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from fractions import Fraction
 from typing import Any
@@ -90,6 +91,15 @@ def _prediction(p: argparse.ArgumentParser) -> None:
                    help="do not clip probabilities at machine epsilon (p = 0 for the truth gives inf)")
 
 
+# "-1,2" or "-0.5;1" is a list of numbers, not an option: argparse's own matcher only knows "-1".
+_NEGATIVE_LIST = re.compile(r"^-(\d|\.\d)")
+
+
+def _allow_negative_lists(parser: argparse.ArgumentParser) -> None:
+    if hasattr(parser, "_negative_number_matcher"):
+        parser._negative_number_matcher = _NEGATIVE_LIST
+
+
 def register(subparsers: Any) -> None:
     from xent.cli import _Parser
 
@@ -111,6 +121,7 @@ def register(subparsers: Any) -> None:
     _prediction(c)
     for kind in (b, c):
         _common(kind)
+        _allow_negative_lists(kind)
     measures = {
         "entropy": ("entropy H(p) (and, with --q, H(p, q), KL and JS)", "entropy"),
         "cross-entropy": ("cross-entropy H(p, q) of two distributions", "cross_entropy"),
@@ -122,6 +133,7 @@ def register(subparsers: Any) -> None:
         d.add_argument("--p", required=True, metavar="P", help="distribution p, comma-separated (fractions allowed)")
         d.add_argument("--q", required=measure != "entropy", metavar="Q", help="distribution q, comma-separated")
         _common(d)
+        _allow_negative_lists(d)
         d.set_defaults(measure=measure)
     parser.set_defaults(run=run)
 
