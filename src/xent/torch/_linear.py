@@ -10,7 +10,9 @@ only scaled by the upstream scalar in backward, so forward + backward costs
 three matmuls, like the unfused code. ``reduction="none"`` cannot be handled
 that way (each row's upstream gradient enters ``grad_weight`` differently), so
 its backward recomputes the logits chunk by chunk from the saved per-row
-log-sum-exp (four matmuls in total).
+log-sum-exp (four matmuls in total). The forward-pass gradients are scaled in
+place and handed out once; a second backward through the same graph
+(``retain_graph=True``, gradcheck) takes the recomputation path, so it is exact too.
 """
 
 from __future__ import annotations
@@ -115,9 +117,11 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
                 grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device)
         losses, lse, _ = _loop(hidden, weight, bias, target, class_weights, opts, rows, scale=scale,
                                grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=need)
+        ctx.save_for_backward(hidden, weight, bias, target, class_weights, lse)
         if opts.reduction == "none":
             out = losses
-            ctx.save_for_backward(hidden, weight, bias, target, class_weights, lse)
+            ctx.fused = None
+            ctx.scale = None
         else:
             total = losses.to(acc).sum()
             if opts.reduction == "mean":
@@ -127,39 +131,31 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
                 grad_w = grad_w.to(weight.dtype)  # the float32 accumulator handed back in weight's dtype
             if grad_b is not None and grad_b.dtype != bias.dtype:
                 grad_b = grad_b.to(bias.dtype)
-            ctx.fused = (grad_h, grad_w, grad_b)
+            ctx.fused = (grad_h, grad_w, grad_b) if fused else None
+            ctx.scale = inv.to(cdt) if opts.reduction == "mean" else torch.ones((), dtype=cdt, device=inv.device)
         ctx.opts = opts
         ctx.rows = rows
         ctx.need = need
-        ctx.n = n
         ctx.mark_non_differentiable(lse)
         return out, lse
 
     @staticmethod
     def backward(ctx, grad_out, grad_lse):
-        opts = ctx.opts
         nones = (None,) * 7
-        if opts.reduction != "none":
-            if ctx.fused is None:
-                raise RuntimeError(
-                    "xent.torch.linear_cross_entropy: backward was called twice on the same graph "
-                    "(retain_graph=True); with reduction='mean'/'sum' the gradients are computed in the "
-                    "forward pass and handed out once. Recompute the loss, or use reduction='none' and reduce yourself."
-                )
-            grads = []
-            for g in ctx.fused:
-                # Scaled in place: saves a second V x d buffer. A second backward through
-                # retain_graph=True would scale twice, so the buffers are released here.
-                grads.append(None if g is None else g.mul_(grad_out.to(g.dtype)))
+        if ctx.fused is not None:
+            # Gradients from the forward pass, scaled in place: no second V x d buffer.
+            # They are handed out once; a later backward (retain_graph=True) recomputes.
+            grads = tuple(None if g is None else g.mul_(grad_out.to(g.dtype)) for g in ctx.fused)
             ctx.fused = None
             return (*grads, *nones)
         hidden, weight, bias, target, class_weights, lse = ctx.saved_tensors
         need_h, need_w, need_b = ctx.need
         cdt = lse.dtype
+        scale = grad_out.to(cdt) if ctx.scale is None else ctx.scale * grad_out.to(cdt)
         grad_h = torch.empty_like(hidden) if need_h else None
         grad_w = torch.zeros(weight.shape, dtype=cdt, device=weight.device) if need_w else None
         grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device) if need_b else None
-        _loop(hidden, weight, bias, target, class_weights, opts, ctx.rows, scale=grad_out.to(cdt), lse=lse,
+        _loop(hidden, weight, bias, target, class_weights, ctx.opts, ctx.rows, scale=scale, lse=lse,
               grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=ctx.need)
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)

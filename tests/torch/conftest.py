@@ -1,0 +1,1 @@
+"""tests/torch: the PyTorch face. Shared helpers live in xtorch_helpers.py."""
