@@ -17,7 +17,7 @@ from typing import Any
 from xent.losses._binary_core import _focal_power_derivative
 from xent.losses._common import clip_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
-from xent.primitives import _log_softmax
+from xent.primitives import _log_softmax, _softmax
 
 __all__ = ["categorical_core", "class_vector"]
 
@@ -67,7 +67,8 @@ def categorical_core(
         x, inside = clip_probabilities(x, eps, xp)
         logp = xp.log(x)
     if gamma != 0.0:
-        p = xp.exp(logp) if from_logits else x
+        # softmax itself, not exp(log_softmax): keeps p's relative accuracy when logits are huge.
+        p = _softmax(x, axis, xp) if from_logits else x
         # -expm1(log p) is 1 - p without cancellation when p is close to 1.
         omp = -xp.expm1(logp) if from_logits else 1.0 - x
         mod = omp**gamma
@@ -89,7 +90,7 @@ def categorical_core(
             g = safe_mul(a * dmod, logp, xp) - safe_div(a * mod, x, xp)
     elif from_logits:
         # d/dz of -sum_c a_c log_softmax(z)_c is p sum(a) - a.
-        g = xp.exp(logp) * xp.sum(a, axis=axis, keepdims=True) - a
+        g = _softmax(x, axis, xp) * xp.sum(a, axis=axis, keepdims=True) - a
     else:
         g = -safe_div(a, x, xp)
     if inside is not None:
