@@ -11,8 +11,10 @@ the partition sizes, unlike averaging per-chunk means.
 Worker loss is survived by Dask's lineage: the scheduler recomputes the lost
 partitions on the remaining or restarted workers.
 
-dask[distributed] is an optional extra: ``pip install "xent[dask]"``. Nothing
-here imports it before :func:`score` is called.
+dask[distributed] is an optional extra: ``pip install "xent[dask]"``.
+``import xent`` never imports it; ``import xent.dask`` does, and raises
+:class:`MissingDaskError` (an ImportError) with that install hint when it is
+missing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from xent.dask._cluster import INSTALL_HINT, MissingDaskError, open_client, requ
 from xent.dask._plan import DEFAULT_PARTITION_ROWS
 
 __all__ = ["INSTALL_HINT", "MissingDaskError", "score"]
+
+require_distributed()  # a missing extra fails here, with the install hint
 
 
 def _is_dask_frame(data: Any) -> bool:
