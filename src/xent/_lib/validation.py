@@ -104,6 +104,11 @@ def _any_concrete(bad: Any, xp: Any) -> bool:
     return False if is_traced(flag) else bool(flag)
 
 
+def _at(idx: tuple[int, ...] | int) -> str:
+    """" at index i" for the error messages; nothing for a 0-d array."""
+    return "" if idx == () else f" at index {idx}"
+
+
 def _first_index(mask: np.ndarray) -> tuple[int, ...] | int:
     idx = tuple(int(i) for i in np.argwhere(mask)[0])
     return idx[0] if len(idx) == 1 else idx
@@ -126,8 +131,8 @@ def check_values_in(
         return
     host = to_numpy(bad)
     idx = _first_index(host)
-    value = to_numpy(x)[idx]
-    raise ValueError(f"`{name}` must hold {what} in [{low:g}, {high:g}], got {value!r} at index {idx}")
+    value = to_numpy(x)[idx].item()  # a Python number: repr 1.5, not np.float64(1.5)
+    raise ValueError(f"`{name}` must hold {what} in [{low:g}, {high:g}], got {value!r}{_at(idx)}")
 
 
 def check_nonnegative(name: str, x: Any, xp: Any) -> None:
@@ -138,7 +143,7 @@ def check_nonnegative(name: str, x: Any, xp: Any) -> None:
     if not _any_concrete(bad, xp):
         return
     idx = _first_index(to_numpy(bad))
-    raise ValueError(f"`{name}` must be finite and >= 0, got {to_numpy(x)[idx]!r} at index {idx}")
+    raise ValueError(f"`{name}` must be finite and >= 0, got {to_numpy(x)[idx].item()!r}{_at(idx)}")
 
 
 def check_labels(
@@ -161,5 +166,5 @@ def check_labels(
     hint = f" or equal ignore_index={ignore_index}" if ignore_index is not None else ""
     raise ValueError(
         f"`{name}` must hold class labels in [0, {num_classes}){hint}, "
-        f"got {to_numpy(labels)[idx]!r} at index {idx}"
+        f"got {to_numpy(labels)[idx].item()!r}{_at(idx)}"
     )
