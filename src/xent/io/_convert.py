@@ -251,9 +251,10 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
     else:
         parts = [_floats(cols[c], source, c, first_row) for c in spec.pred]
         dtype = np.float32 if all(p.dtype == np.float32 for p, _ in parts) else np.float64
-        P = np.empty((n, len(parts)), dtype=dtype)
+        PT = np.empty((len(parts), n), dtype=dtype)  # class-major: contiguous copies, what the kernel reads
         for k, (p, _) in enumerate(parts):
-            P[:, k] = p
+            PT[k] = p
+        P = PT.T
         bads = [b for _, b in parts if b is not None]
         parse_bad = np.logical_or.reduce(bads) if bads else None
         multi = True

@@ -50,7 +50,8 @@ def _parquet_file(path: str) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path, memory_map=True)
+        # pre_buffer=False: with it, iter_batches keeps every row group it has read (RSS grows with the file)
+        return pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ScoreInputError(f"not a readable Parquet file (truncated or corrupt?): {exc}", source=path) from None
 
@@ -79,17 +80,20 @@ def _parquet(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: boo
     pf = _parquet_file(path)
     _missing(path, cols, pf.schema_arrow.names)
     row = 0
-    it = pf.iter_batches(batch_size=batch_rows, columns=list(dict.fromkeys(cols)), use_threads=use_threads)
-    while True:
+    want = list(dict.fromkeys(cols))
+    for g in range(pf.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
         try:
-            rb = next(it)
-        except StopIteration:
-            return
+            if n <= 4 * batch_rows:  # whole row group: the fastest decode, memory bounded by the group size
+                parts = [pf.read_row_group(g, columns=want, use_threads=use_threads)]
+            else:  # a huge row group: stream it in batches
+                parts = pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=want, use_threads=use_threads)
+            for part in parts:
+                yield Batch(part, path, row)
+                row += part.num_rows
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise ScoreInputError(f"cannot read Parquet data after row {row} (truncated or corrupt?): {exc}",
                                   source=path) from None
-        yield Batch(rb, path, row)
-        row += rb.num_rows
 
 
 def _csv(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -> Iterator[Batch]:

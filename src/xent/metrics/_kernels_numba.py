@@ -220,15 +220,135 @@ def _binary_logit(y, p, w, use_w, n_bins, s, c, bs, bc, bn):  # pragma: no cover
     return -1
 
 
+@numba.njit(inline="always", fastmath=_FM, error_model="numpy")
+def _multi_prob(y, PT, w, weighted, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):  # pragma: no cover - compiled
+    # Class-major passes over a block (vectorised over rows), then one scalar pass for the
+    # scatters by label and by confidence bin.
+    K, n = PT.shape
+    lo = eps
+    hi = 1.0 - eps
+    nb = n_bins
+    top = nb - 1.0
+    tsum = np.empty(BLOCK)
+    conf = np.empty(BLOCK)
+    arg = np.empty(BLOCK, np.int64)
+    py = np.empty(BLOCK)
+    br = np.empty(BLOCK)
+    lc = np.zeros((3, K))
+    lb = np.zeros((3, nb))
+    i = 0
+    while i < n:
+        end = min(i + BLOCK, n)
+        m = end - i
+        bad = 0
+        for j in range(m):
+            tsum[j] = 0.0
+            conf[j] = -1.0
+            arg[j] = 0
+            py[j] = 0.0
+            br[j] = 0.0
+            yj = y[i + j]
+            bad |= (yj < 0) | (yj >= K)
+            if weighted:
+                wj = np.float64(w[i + j])
+                bad |= ~((wj >= 0.0) & (wj < np.inf))
+        lc[:, :] = 0.0
+        lb[:, :] = 0.0
+        for k in range(K):
+            ak = 0.0
+            for j in range(m):
+                x = np.float64(PT[k, i + j])
+                wj = np.float64(w[i + j]) if weighted else 1.0
+                bad |= ~((x >= 0.0) & (x <= 1.0))
+                tsum[j] += x
+                isy = y[i + j] == k
+                py[j] = x if isy else py[j]
+                d = x - (1.0 if isy else 0.0)
+                br[j] += d * d
+                gt = x > conf[j]  # strict: the first maximum wins, like np.argmax
+                conf[j] = x if gt else conf[j]
+                arg[j] = k if gt else arg[j]
+                ak += wj * x
+            lc[2, k] = ak
+        for j in range(m):
+            bad |= ~(abs(tsum[j] - 1.0) <= tol)
+        if bad:
+            return i
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for j in range(m):
+            wj = np.float64(w[i + j]) if weighted else 1.0
+            # clip like sklearn log_loss: p in [eps, 1 - eps]
+            loss = -fast_log(min(max(py[j], lo), hi))
+            hit = 1.0 if arg[j] == y[i + j] else 0.0
+            a0 += wj
+            a1 += wj * loss
+            a2 += wj * br[j]
+            a3 += wj * hit
+            py[j] = loss
+            tsum[j] = hit
+        for j in range(m):
+            yj = y[i + j]
+            wj = np.float64(w[i + j]) if weighted else 1.0
+            lc[0, yj] += wj
+            lc[1, yj] += wj * py[j]
+            cn[yj] += 1
+            xb = conf[j] * nb
+            xb = xb if xb < top else top  # confidence 1 joins the last bin
+            b = np.int64(xb)
+            lb[0, b] += wj
+            lb[1, b] += wj * conf[j]
+            lb[2, b] += wj * tsum[j]
+            bn[b] += 1
+        _add(s, c, 0, a0)
+        _add(s, c, 1, a1)
+        _add(s, c, 2, a2)
+        _add(s, c, 3, a3)
+        for r in range(3):
+            for k in range(K):
+                _add(cs[r], cc[r], k, lc[r, k])
+            for k in range(nb):
+                _add(bs[r], bc[r], k, lb[r, k])
+        i = end
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _multi_prob_weighted(y, PT, w, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):  # pragma: no cover - compiled
+    return _multi_prob(y, PT, w, True, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _multi_prob_unweighted(y, PT, w, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):  # pragma: no cover - compiled
+    return _multi_prob(y, PT, w, False, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn)
+
+
+def multiclass_kernel(y, PT, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):
+    """Sums: s[0] W, s[1] W*loss, s[2] W*brier, s[3] W*correct; ``PT`` has shape (K, n).
+
+    Per class k (rows of ``cs``): 0 W of rows labelled k, 1 W*loss of those
+    rows, 2 W*p_k over all rows; ``cn[k]`` rows labelled k. Bins over the
+    top-label confidence: 0 weight, 1 weight*confidence, 2 weight*correct.
+    Returns -1, or a row index at or before the first invalid row.
+    """
+    if logits:
+        return _multiclass_scalar(y, PT, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn)
+    if use_w:
+        return _multi_prob_weighted(y, PT, w, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn)
+    return _multi_prob_unweighted(y, PT, w, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def multiclass_kernel(y, P, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):  # pragma: no cover
+def _multiclass_scalar(y, PT, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):  # pragma: no cover
     """Sums: s[0] W, s[1] W*loss, s[2] W*brier, s[3] W*correct.
 
     Per class k (rows of ``cs``): 0 W of rows labelled k, 1 W*loss of those
     rows, 2 W*p_k over all rows; ``cn[k]`` rows labelled k. Bins over the
     top-label confidence: 0 weight, 1 weight*confidence, 2 weight*correct.
     """
-    n, K = P.shape
+    K, n = PT.shape
     lo = eps
     hi = 1.0 - eps
     nb = n_bins
@@ -251,23 +371,23 @@ def multiclass_kernel(y, P, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, cn
             if logits:
                 m = -np.inf
                 for k in range(K):
-                    z = np.float64(P[j, k])
+                    z = np.float64(PT[k, j])
                     if not math.isfinite(z):
                         return j
                     m = max(m, z)
                 # log-softmax with the max shifted out (primitives._log_softmax): exp never overflows
                 t = 0.0
                 for k in range(K):
-                    q[k] = math.exp(np.float64(P[j, k]) - m)
+                    q[k] = math.exp(np.float64(PT[k, j]) - m)
                     t += q[k]
                 lse = m + math.log(t)
-                loss = lse - np.float64(P[j, yj])
+                loss = lse - np.float64(PT[yj, j])
                 for k in range(K):
                     q[k] = q[k] / t
             else:
                 t = 0.0
                 for k in range(K):
-                    x = np.float64(P[j, k])
+                    x = np.float64(PT[k, j])
                     if not (x >= 0.0 and x <= 1.0):
                         return j
                     q[k] = x

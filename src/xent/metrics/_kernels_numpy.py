@@ -60,9 +60,9 @@ def binary_kernel(y, p, w, use_w, logits, eps, n_bins, s, c, bs, bc, bn):
     return -1
 
 
-def multiclass_kernel(y, P, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):
+def multiclass_kernel(y, PT, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):
     y = np.asarray(y, dtype=np.int64)
-    X = np.asarray(P, dtype=np.float64)
+    X = np.asarray(PT, dtype=np.float64).T  # kernels take (K, n)
     n, K = X.shape
     bad = (y < 0) | (y >= K)
     if logits:

@@ -264,7 +264,11 @@ class MulticlassState(_State):
         return self
 
     def fold(self, y: np.ndarray, P: np.ndarray, w: np.ndarray | None) -> int:
-        """Validated fast path for readers: returns -1 when folded, else the first bad row (state untouched)."""
+        """Validated fast path for readers: returns -1 when folded, else the first bad row (state untouched).
+
+        ``P`` has shape (n, K); the kernels read ``P.T``, so a transposed view of a
+        contiguous (K, n) array (one row per class column) is the fastest layout.
+        """
         if len(y) == 0:
             return -1
         K, nb = self.num_classes, self.n_bins
@@ -273,7 +277,7 @@ class MulticlassState(_State):
         bs, bc, bn = np.zeros((3, nb)), np.zeros((3, nb)), np.zeros(nb, dtype=np.int64)
         eps = 0.0 if self.from_logits else _resolve_eps(self.eps, P.dtype)
         first = kernels().multiclass_kernel(
-            np.ascontiguousarray(y, dtype=np.int64), np.ascontiguousarray(P), w if w is not None else np.zeros(1),
+            np.ascontiguousarray(y, dtype=np.int64), P.T, w if w is not None else np.zeros(1),
             w is not None, self.from_logits, eps, self.tolerance, nb, s, c, cs, cc, cn, bs, bc, bn)
         if first >= 0:
             return int(first)

@@ -1,0 +1,65 @@
+"""Deterministic benchmark files for bench/score.py (written to bench/data/, gitignored).
+
+binary_{N}.parquet: int8 `label`, float32 `prob` (p = sigmoid(z), z ~ N(-1, 1.5); y ~ Bernoulli(p)).
+multi10_{N}.parquet: int8 `label`, float32 `p0`..`p9` (softmax of N(0, 1.5) logits; y ~ Categorical(p)).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+CHUNK = 5_000_000
+
+
+def binary(n: int) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = os.path.join(DATA, f"binary_{n // 1_000_000}M.parquet")
+    if os.path.exists(path):
+        return path
+    os.makedirs(DATA, exist_ok=True)
+    schema = pa.schema([("label", pa.int8()), ("prob", pa.float32())])
+    with pq.ParquetWriter(path + ".tmp", schema) as w:
+        for i, start in enumerate(range(0, n, CHUNK)):
+            rng = np.random.default_rng([7, i])
+            m = min(CHUNK, n - start)
+            p = (1.0 / (1.0 + np.exp(-rng.normal(-1.0, 1.5, m)))).astype(np.float32)
+            y = (rng.random(m) < p).astype(np.int8)
+            w.write_table(pa.table({"label": y, "prob": p}, schema=schema), row_group_size=1 << 20)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def multiclass(n: int, k: int = 10) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = os.path.join(DATA, f"multi{k}_{n // 1_000_000}M.parquet")
+    if os.path.exists(path):
+        return path
+    os.makedirs(DATA, exist_ok=True)
+    names = [f"p{c}" for c in range(k)]
+    schema = pa.schema([("label", pa.int8())] + [(c, pa.float32()) for c in names])
+    with pq.ParquetWriter(path + ".tmp", schema) as w:
+        for i, start in enumerate(range(0, n, CHUNK)):
+            rng = np.random.default_rng([11, i])
+            m = min(CHUNK, n - start)
+            z = rng.normal(0.0, 1.5, (m, k))
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            P = e / e.sum(axis=1, keepdims=True)
+            y = (rng.random(m)[:, None] > np.cumsum(P, axis=1)).sum(axis=1).clip(0, k - 1).astype(np.int8)
+            cols = {"label": y, **{c: P[:, j].astype(np.float32) for j, c in enumerate(names)}}
+            w.write_table(pa.table(cols, schema=schema), row_group_size=1 << 20)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:] or ["binary:10", "binary:100", "multi:10"]:
+        kind, millions = arg.split(":")
+        print((binary if kind == "binary" else multiclass)(int(millions) * 1_000_000))
