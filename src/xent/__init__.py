@@ -12,6 +12,7 @@ from xent.losses import (
     categorical_focal_cross_entropy,
     sparse_categorical_cross_entropy,
 )
+from xent.engine import get_num_threads, set_num_threads
 from xent.primitives import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
 
 __version__ = "0.1.0"
@@ -23,11 +24,13 @@ __all__ = [
     "categorical_focal_cross_entropy",
     "cross_entropy",
     "entropy",
+    "get_num_threads",
     "js_divergence",
     "kl_divergence",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
+    "set_num_threads",
     "sigmoid",
     "softmax",
     "sparse_categorical_cross_entropy",

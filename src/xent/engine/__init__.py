@@ -32,6 +32,13 @@ Choosing the path
 -----------------
 ``XENT_ENGINE=reference`` in the environment, :func:`set_engine("reference")`
 or the :func:`use_engine` context manager force the reference path.
+
+Threads
+-------
+The kernels split the rows into cache-sized tiles and run them on a pool of
+threads (NumPy releases the GIL inside ufuncs). :func:`set_num_threads` (also
+``xent.set_num_threads``), else the environment variable ``XENT_NUM_THREADS``,
+else the number of CPUs available sets how many.
 """
 
 from __future__ import annotations
@@ -43,10 +50,20 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from xent._lib.validation import check_choice
+from xent.engine._threads import get_num_threads, set_num_threads
 
 EngineName = Literal["auto", "reference"]
 
-__all__ = ["EngineName", "dispatch", "get_engine", "register", "set_engine", "use_engine"]
+__all__ = [
+    "EngineName",
+    "dispatch",
+    "get_engine",
+    "get_num_threads",
+    "register",
+    "set_engine",
+    "set_num_threads",
+    "use_engine",
+]
 
 _KERNELS: dict[str, Callable[..., Any]] = {}
 _state = {"engine": check_choice("XENT_ENGINE", os.environ.get("XENT_ENGINE", "auto"), EngineName)}

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from xent.engine._layout import TILE_ELEMENTS
+from xent.engine import _layout
 from xent.engine._threads import parallel_for
 
 __all__ = ["binary_ce"]
@@ -56,8 +56,8 @@ def binary_ce(
     if z2 is None or y2 is None or (weights is not None and s2 is None) or (pos_weight is not None and p2 is None):
         return NotImplemented
     rows, last = z2.shape
-    step_r = max(1, TILE_ELEMENTS // max(last, 1))
-    step_c = min(last, TILE_ELEMENTS)
+    step_r = max(1, _layout.TILE_ELEMENTS // max(last, 1))
+    step_c = min(last, _layout.TILE_ELEMENTS)
     tl = [
         (r, min(rows, r + step_r), c, min(last, c + step_c))
         for r in range(0, rows, step_r)

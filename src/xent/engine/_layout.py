@@ -40,8 +40,9 @@ def as_3d(x: np.ndarray, axis: int) -> np.ndarray | None:
         return v if np.shares_memory(v, x) or x.size == 0 else None
 
 
-def tiles(o: int, c: int, i: int, elements: int = TILE_ELEMENTS) -> list[Tile]:
+def tiles(o: int, c: int, i: int, elements: int | None = None) -> list[Tile]:
     """Split ``(O, C, I)`` into tiles of about ``elements`` values, whole class vectors each."""
+    elements = TILE_ELEMENTS if elements is None else elements
     if i == 1:
         rows = max(1, elements // max(c, 1))
         return [Tile(a, min(o, a + rows), 0, 1) for a in range(0, o, rows)]
