@@ -37,7 +37,7 @@ def test_killing_a_worker_mid_run_gives_the_local_result(tmp_path):
     want = local_score([path], spec)
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, \
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster, set_as_default=False) as client:
         client.run(exec, SLOW_WORKER, {})  # fresh globals for the snippet
         pids = client.run(os.getpid)

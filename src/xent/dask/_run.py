@@ -60,11 +60,18 @@ def _reduce(client: Any, bag: Any, *, split_every: int) -> Any:
     return client.compute(bag.reduction(merge_states, merge_states, split_every=split_every)).result()
 
 
+def _listed(part: Part, spec: Any) -> list[Any]:
+    return [part_state(part, spec)]  # a dask.bag partition is a list
+
+
 def run_parts(client: Any, parts: list[Part], spec: Any, *, progress: bool, split_every: int) -> Any:
     """The merged state of file partitions ``parts``."""
+    import dask
     import dask.bag as db
 
-    bag = db.from_sequence(parts, partition_size=1).map(part_state, spec)
+    # pure=False: fresh keys per call, so a rerun rereads the files instead of
+    # reusing results a long-lived client may still hold for the same paths
+    bag = db.from_delayed([dask.delayed(_listed, pure=False)(p, spec) for p in parts])
     persisted = _follow(client, bag, [p.rows for p in parts], progress=progress)
     return _reduce(client, persisted, split_every=split_every)
 
@@ -81,6 +88,6 @@ def run_frame(client: Any, frame: Any, spec: Any, *, progress: bool, split_every
         raise ScoreInputError(f"missing column(s) {missing}; the DataFrame has {list(frame.columns)}",
                               source="<dask DataFrame>", column=missing[0])
     frame = frame[list(spec.columns)]
-    bag = db.from_delayed([dask.delayed(frame_state)(p, spec, i) for i, p in enumerate(frame.to_delayed())])
+    bag = db.from_delayed([dask.delayed(frame_state, pure=False)(p, spec, i) for i, p in enumerate(frame.to_delayed())])
     persisted = _follow(client, bag, [None] * frame.npartitions, progress=progress)
     return _reduce(client, persisted, split_every=split_every)
