@@ -51,7 +51,8 @@ def _parquet_file(path: str) -> Any:
 
     try:
         # pre_buffer=False: with it, iter_batches keeps every row group it has read (RSS grows with the file)
-        return pq.ParquetFile(path, pre_buffer=False)
+        # page checksums, where the writer stored them, catch silently corrupted data pages
+        return pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ScoreInputError(f"not a readable Parquet file (truncated or corrupt?): {exc}", source=path) from None
 
@@ -142,7 +143,7 @@ def _npy(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -
     _missing(path, cols, names)
     for start in range(0, arr.shape[0], batch_rows):
         chunk = arr[start:start + batch_rows]
-        yield Batch({c: np.asarray(chunk[c]) for c in dict.fromkeys(cols)}, path, start)
+        yield Batch({c: np.ascontiguousarray(chunk[c]) for c in dict.fromkeys(cols)}, path, start)
 
 
 def _npz(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -> Iterator[Batch]:

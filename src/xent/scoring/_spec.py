@@ -24,6 +24,7 @@ class ScoreInputError(ValueError):
 
     def __init__(self, message: str, *, source: str | None = None, row: int | None = None,
                  column: str | None = None) -> None:
+        message = " ".join(str(message).split())  # always one line (Arrow messages span several)
         self.message = message
         self.source = source
         self.row = row
