@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xent.losses._common import clip_probabilities, safe_div, safe_mul
+from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
 from xent.primitives import _log_sigmoid, _sigmoid
 
@@ -59,8 +59,7 @@ def binary_core(
         inside = None
     else:
         x, inside = clip_probabilities(x, eps, xp)
-        # log1p(-p) keeps the digits of log(1 - p) for small p.
-        log_p, log_q = xp.log(x), xp.log1p(-x)
+        log_p, log_q = log_probabilities(x, xp)
     ce = -(safe_mul(a, log_p, xp) + safe_mul(b, log_q, xp))
     focal = gamma != 0.0 or alpha is not None
     if focal:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from xent.losses._binary_core import _focal_power_derivative
-from xent.losses._common import clip_probabilities, safe_div, safe_mul
+from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
 from xent.primitives import _log_softmax, _softmax
 
@@ -65,7 +65,7 @@ def categorical_core(
         inside = None
     else:
         x, inside = clip_probabilities(x, eps, xp)
-        logp = xp.log(x)
+        logp = log_probabilities(x, xp)[0]
     if gamma != 0.0:
         # softmax itself, not exp(log_softmax): keeps p's relative accuracy when logits are huge.
         p = _softmax(x, axis, xp) if from_logits else x

@@ -26,6 +26,7 @@ __all__ = [
     "check_loss_options",
     "clip_probabilities",
     "finish",
+    "log_probabilities",
     "prepare_weights",
     "resolve_eps",
     "safe_div",
@@ -77,6 +78,16 @@ def clip_probabilities(p: Any, eps: float, xp: Any) -> tuple[Any, Any]:
     return xp.where(p < lo, lo, xp.where(p > hi, hi, p)), inside
 
 
+def log_probabilities(p: Any, xp: Any) -> tuple[Any, Any]:
+    """``(log p, log(1 - p))`` of (clipped) probabilities; ``log 0 = -inf`` without a NumPy warning.
+
+    With ``eps=0`` an exact 0 is allowed and its ``-inf`` is the intended answer.
+    ``log1p(-p)`` keeps the digits of ``log(1 - p)`` for small ``p``.
+    """
+    with np.errstate(divide="ignore"):
+        return xp.log(p), xp.log1p(-p)
+
+
 def safe_mul(a: Any, b: Any, xp: Any) -> Any:
     """``a * b`` with ``0 * anything = 0``: a zero weight on a log of 0 (or -inf logit) gives 0, not NaN."""
     zero = a == 0
@@ -88,7 +99,8 @@ def safe_mul(a: Any, b: Any, xp: Any) -> Any:
 def safe_div(a: Any, b: Any, xp: Any) -> Any:
     """``a / b`` with ``0 / anything = 0`` (the derivative of ``xlogy`` in its first slot is 0 there)."""
     zero = a == 0
-    quot = a / xp.where(zero, xp.ones_like(b), b)
+    with np.errstate(divide="ignore"):  # a / 0 = inf is the exact (eps=0) derivative
+        quot = a / xp.where(zero, xp.ones_like(b), b)
     return xp.where(zero, xp.zeros_like(quot), quot)
 
 
