@@ -185,3 +185,13 @@ def test_scheduler_address_path(dask_cluster, binary_files):
     spec = BINARY_SPECS[1]
     got = xent.dask.score(binary_files, spec, scheduler=dask_cluster.scheduler_address)
     assert_same_numbers(metrics_of(got), metrics_of(local_score(binary_files, spec)))
+
+
+def test_progress_bar_counts_every_row(dask_client, binary_files, capsys):
+    spec = ScoreSpec(label="label", pred="prob")
+    xent.dask.score(binary_files[:3], spec, client=dask_client, partition_rows=1, progress=True)
+    err = capsys.readouterr().err
+    assert "100.0%" in err and "6.0k rows" in err  # Parquet only: the total is known from the footers
+    xent.dask.score(binary_files, spec, client=dask_client, progress=True)
+    err = capsys.readouterr().err
+    assert "9.0k rows" in err and "%" not in err  # with a CSV file: rows counted from finished partitions
