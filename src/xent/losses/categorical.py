@@ -56,7 +56,8 @@ def prepare_categorical(
         check_shape("class_weights", cw, (n_classes,), what=f"one weight per class along axis {ax} of `y_pred`")
         cw = prepare_weights("class_weights", cw, xp, like=x, shape=(n_classes,), what="one per class")
     sw = prepare_weights(
-        "weights", weights, xp, like=x, shape=example_shape, what="one weight per example: `y_pred` without its class axis"
+        "weights", weights, xp, like=x, shape=example_shape,
+        what="one weight per example: `y_pred` without its class axis",
     )
     return dict(
         x=x, ax=ax, cw=cw, sw=sw, e=e, eps=eps_v, from_logits=from_logits, reduction=reduction,
