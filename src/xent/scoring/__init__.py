@@ -53,8 +53,10 @@ from xent.scoring._spec import OnInvalid, ScoreInputError, ScoreSpec
 __all__ = ["OnInvalid", "ScoreInputError", "ScoreReport", "ScoreSpec", "score"]
 
 
-def score(paths: Any, spec: ScoreSpec, *, threads: int | None = None, progress: bool = False) -> ScoreReport:
+def score(paths: Any, spec: ScoreSpec, *, threads: int | None = None, progress: bool = False,
+          batch_rows: int | None = None) -> ScoreReport:
     """Score prediction files on this machine; see :func:`xent.scoring._local.score`."""
     from xent.scoring._local import score as _score
 
-    return _score(paths, spec, threads=threads, progress=progress)
+    kw = {} if batch_rows is None else {"batch_rows": batch_rows}
+    return _score(paths, spec, threads=threads, progress=progress, **kw)

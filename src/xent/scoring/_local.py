@@ -87,14 +87,22 @@ def score(paths: Any, spec: ScoreSpec, *, threads: int | None = None, progress: 
     ScoreInputError
         Unreadable or invalid input (names file, row and column), or no rows at all.
     """
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"`threads` must be an integer >= 1, got {threads!r}")
-        import pyarrow as pa
-
-        pa.set_cpu_count(threads)
-        pa.set_io_thread_count(threads)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"`threads` must be an integer >= 1, got {threads!r}")
     files = expand_paths(paths)
+    if threads is None:
+        return _score(files, spec, threads, progress, batch_rows)
+    import pyarrow as pa
+
+    saved = pa.cpu_count()
+    pa.set_cpu_count(threads)  # pyarrow's decode pool is process-wide: restored afterwards
+    try:
+        return _score(files, spec, threads, progress, batch_rows)
+    finally:
+        pa.set_cpu_count(saved)
+
+
+def _score(files: list[str], spec: ScoreSpec, threads: int | None, progress: bool, batch_rows: int) -> ScoreReport:
     start = time.perf_counter()
     bar = None
     if progress:
