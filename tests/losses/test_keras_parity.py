@@ -18,6 +18,10 @@ xent plus, where there is a difference, an inequality showing that it is real:
   ``apply_class_balancing=True``; Keras focal losses on logits go through
   ``sigmoid``/``softmax`` and the probability path (clipped), xent uses log-sigmoid/log-softmax.
 * ``kl_divergence``: Keras clips both arguments to ``[1e-7, 1]``; xent is exact (0 log 0 = 0).
+* label smoothing with a class ``axis`` other than the last: Keras smooths with
+  ``e / shape[-1]`` (not ``e / shape[axis]``); xent with ``e / C``.
+* precision: Keras's JAX backend averages in float32 even with ``dtype="float64"``
+  (see ``RTOL_KERAS_MEAN``), so binary results are compared to float32 rounding.
 
 Facts read from keras/src/losses/losses.py, keras/src/losses/loss.py and
 keras/src/backend/jax/nn.py (Keras 3.15). Computations in float64 (``dtype="float64"``
@@ -74,8 +78,7 @@ def differ(a, b, rtol=1e-4):
 def binary_probs(rng, shape):
     """Probabilities in (0, 1) plus values outside Keras's clip range (0, 1, 1e-9, 1 - 1e-9)."""
     p = rng.uniform(0.02, 0.98, size=shape)
-    flat = p.reshape(-1)
-    flat[:4] = [0.0, 1.0, 1e-9, 1.0 - 1e-9]
+    p.flat[:4] = [0.0, 1.0, 1e-9, 1.0 - 1e-9]
     return p
 
 
@@ -84,7 +87,7 @@ def unnormalised_probs(rng, shape, axis=-1):
     p = rng.dirichlet(np.ones(shape[axis]), size=tuple(d for i, d in enumerate(shape) if i != axis % len(shape)))
     p = np.moveaxis(p, -1, axis) * rng.uniform(0.5, 1.5, size=tuple(1 if i == axis % len(shape) else d for i, d in enumerate(shape)))
     p = np.clip(p, 0.0, 1.0)
-    p.reshape(-1)[1] = 3e-9
+    p.flat[1] = 3e-9
     return p
 
 
@@ -518,6 +521,26 @@ def test_logits_gradient_equals_jax_grad_of_keras(rng, kind):
         _, g = xent.binary_cross_entropy(t, z, from_logits=True, label_smoothing=0.1, reduction="sum", return_grad=True)
         rtol = RTOL_KERAS_MEAN
     close(g, jax.grad(keras_sum)(jax.numpy.asarray(z)), rtol=rtol)
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_sparse_ignore_class_weighted_mean_gradient(rng, from_logits):
+    """xent's "mean" gradient with ignore_index and weights is jax.grad of Keras "mean_with_sample_weight"."""
+    y = rng.integers(0, 4, size=8)
+    y[[2, 5]] = -1
+    s = rng.uniform(0.2, 2.0, size=8)
+    x = rng.normal(size=(8, 4)) * 2 if from_logits else rng.dirichlet(np.ones(4), size=8)
+    loss = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=from_logits, ignore_class=-1, reduction="mean_with_sample_weight", dtype=F64
+    )
+    _, g = xent.sparse_categorical_cross_entropy(
+        y, x, from_logits=from_logits, ignore_index=-1, weights=s, eps=KERAS_EPS, return_grad=True
+    )
+    ref = A(jax.grad(lambda xx: loss(y, xx, sample_weight=s))(jax.numpy.asarray(x)))
+    if not from_logits:  # Keras differentiates through p / sum(p) (rows already sum to 1 here)
+        g = A(g) - np.sum(A(g) * x, axis=-1, keepdims=True)
+    assert np.all(ref[[2, 5]] == 0.0)
+    close(g, ref, rtol=1e-11, atol=1e-15)
 
 
 def test_probability_gradient_is_xent_gradient_through_renormalising(rng):
