@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import (
+from dask_data import (
     assert_same_numbers,
     binary_frame,
     metrics_of,

@@ -9,7 +9,7 @@ import threading
 import time
 
 import numpy as np
-from conftest import assert_same_numbers, binary_frame, metrics_of, write_parquet
+from dask_data import assert_same_numbers, binary_frame, metrics_of, write_parquet
 
 import xent.dask
 from xent.scoring import ScoreSpec
