@@ -24,18 +24,37 @@ def _engine(op: str, x: Any, axis: int, xp: Any) -> Any:
     return engine.dispatch(op, x, axis=axis)
 
 
-def _logsumexp(x: Any, axis: int, xp: Any, *, keepdims: bool = False) -> Any:
+def _shifted_lse(x: Any, axis: int, xp: Any) -> tuple[Any, Any, Any]:
+    """Return ``(m, x - m, lse(x - m))`` with keepdims, ``m`` the row max (0 where not finite).
+
+    ``lse(x - m) = log1p(sum of the terms other than one maximum)``: the maximal term is
+    exactly 1, and log1p keeps the relative accuracy of a tiny loss that log(1 + tiny) drops.
+    """
     m = xp.max(x, axis=axis, keepdims=True)
     # A row that is all -inf (or holds +inf) has a non-finite max: shift by 0 instead,
     # so -inf rows give log(0) = -inf and +inf rows give +inf, never NaN from inf - inf.
     m = xp.where(xp.isfinite(m), m, scalar(0.0, m, xp))
-    s = xp.sum(xp.exp(x - m), axis=axis, keepdims=True)
-    out = xp.log(s) + m
+    shifted = x - m
+    e = xp.exp(shifted)
+    at_max = shifted == 0
+    # Ties at the max count 1 each; "- 1" removes the one maximum that log1p stands for
+    # (an all -inf row has no term at 0, so rest = -1 and log1p(-1) = -inf, as it should).
+    n_max = xp.sum(xp.astype(at_max, x.dtype), axis=axis, keepdims=True)
+    rest = xp.sum(xp.where(at_max, xp.zeros_like(e), e), axis=axis, keepdims=True) + (n_max - 1)
+    return m, shifted, xp.log1p(rest)
+
+
+def _logsumexp(x: Any, axis: int, xp: Any, *, keepdims: bool = False) -> Any:
+    m, _, lse = _shifted_lse(x, axis, xp)
+    out = m + lse
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
 def _log_softmax(x: Any, axis: int, xp: Any) -> Any:
-    return x - _logsumexp(x, axis, xp, keepdims=True)
+    # (x - m) - lse(x - m), not x - lse(x): the top class's shifted logit is exactly 0, so a tiny
+    # loss next to huge logits keeps its digits instead of drowning in one ulp of max(x).
+    _, shifted, lse = _shifted_lse(x, axis, xp)
+    return shifted - lse
 
 
 def _softmax(x: Any, axis: int, xp: Any) -> Any:
