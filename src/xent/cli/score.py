@@ -130,11 +130,15 @@ def run(args: argparse.Namespace) -> int:
             report.plot(args.plot)
         except (ImportError, OSError) as exc:
             raise CLIError(f"--plot {args.plot}: {exc}") from None
-    if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
-    else:
-        print(report.render())
+    try:
+        if args.json:
+            json.dump(report.to_dict(), sys.stdout, indent=2, allow_nan=False)
+            sys.stdout.write("\n")
+        else:
+            print(report.render())
+        sys.stdout.flush()
+    except BrokenPipeError:  # `xent score ... | head`: the reader left, which is not an error
+        sys.stdout = None
     return 0
 
 

@@ -250,7 +250,7 @@ class MulticlassState(_State):
 
     def update(self, y_true: Any, y_pred: Any, /, *, weights: Any = None) -> MulticlassState:
         """Fold a batch in: ``y_true`` (n,) class codes, ``y_pred`` (n, K) probabilities or logits."""
-        y = _label_array(y_true).astype(np.int64, copy=False)
+        y = _label_array(y_true)
         P = _pred_array(y_pred, "y_pred")
         w = None if weights is None else np.ascontiguousarray(to_numpy(weights), dtype=np.float64)
         if y.ndim != 1 or P.shape != (len(y), self.num_classes) or (w is not None and w.shape != y.shape):
@@ -277,7 +277,7 @@ class MulticlassState(_State):
         bs, bc, bn = np.zeros((3, nb)), np.zeros((3, nb)), np.zeros(nb, dtype=np.int64)
         eps = 0.0 if self.from_logits else _resolve_eps(self.eps, P.dtype)
         first = kernels().multiclass_kernel(
-            np.ascontiguousarray(y, dtype=np.int64), P.T, w if w is not None else np.zeros(1),
+            y if y.dtype in (np.int8, np.int64) else y.astype(np.int64), P.T, w if w is not None else np.zeros(1),
             w is not None, self.from_logits, eps, self.tolerance, nb, s, c, cs, cc, cn, bs, bc, bn)
         if first >= 0:
             return int(first)
