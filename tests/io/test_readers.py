@@ -120,3 +120,20 @@ def test_spec_validation():
         ScoreSpec(pred=("a", "b"), classes=("x", "y", "z"))
     assert ScoreSpec(pred="p").pred == ("p",)
     assert pickle.loads(pickle.dumps(ScoreSpec(classes=["a", "b"]))) == ScoreSpec(classes=("a", "b"))
+
+
+@pytest.mark.parametrize("labels, classes", [
+    (pa.array(["no", "yes", "yes", "no"]), ("no", "yes")),
+    (pa.array([False, True, True, False]), None),
+    (pa.array([0.0, 1.0, 1.0, 0.0]), None),
+    (pa.array([-1, 1, 1, -1]), (-1, 1)),
+    (pa.array(["no", "yes", "yes", "no"]).dictionary_encode(), ("no", "yes")),
+])
+def test_binary_label_kinds(labels, classes):
+    p = [0.2, 0.7, 0.9, 0.4]
+    s = state_from_table(pa.table({"y": labels, "p": p}), ScoreSpec(label="y", pred=("p",), classes=classes))
+    assert s.compute().log_loss == pytest.approx(log_loss([0, 1, 1, 0], p), rel=1e-12)
+    bad = pa.table({"y": pa.array(["no", "maybe"]) if classes == ("no", "yes") else pa.array([0.5, 1.0]),
+                    "p": [0.2, 0.3]})
+    with pytest.raises(ScoreInputError, match="row [01], column `y`: label .* is not in the class list"):
+        state_from_table(bad, ScoreSpec(label="y", pred=("p",), classes=classes))
