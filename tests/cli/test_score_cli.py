@@ -238,3 +238,32 @@ def test_usage_errors(data):
     fails(xent("score", f, "--label", "y", "--prob", "p", "--bins", "0"), "--bins")
     fails(xent("score", f, "--label", "y", "--prob", "p", "--workers", "2"), "--engine dask")
     fails(xent("score", f, "--label", "y", "--prob", "p", "--on-invalid", "maybe"), "invalid choice")
+
+
+def test_progress_bar_draws_rows_rate_and_eta():
+    import io
+
+    from xent.scoring._progress import Progress
+
+    buf = io.StringIO()
+    bar = Progress(total=2_000_000, stream=buf)
+    bar.advance(1_000_000)
+    assert "50.0%" in buf.getvalue() and "1.0M rows" in buf.getvalue()
+    bar.advance(1_000_000)
+    bar.close()
+    text = buf.getvalue()
+    assert text.startswith("\r[") and "2.0M rows" in text and "rows/s" in text and "ETA" in text
+    assert "100.0%" in text and text.endswith("\n")
+    unknown = io.StringIO()
+    bar = Progress(total=None, stream=unknown)
+    bar.advance(1500)
+    bar.close()
+    assert "1.5k rows" in unknown.getvalue() and "ETA" not in unknown.getvalue()
+
+
+def test_threads_option_same_numbers(data):
+    tmp, _, _ = data
+    one = xent("score", str(tmp / "b.parquet"), "--label", "y", "--prob", "p", "--threads", "1", "--json")
+    two = xent("score", str(tmp / "b.parquet"), "--label", "y", "--prob", "p", "--threads", "2", "--json")
+    assert json.loads(one.stdout)["metrics"] == json.loads(two.stdout)["metrics"]
+    fails(xent("score", str(tmp / "b.parquet"), "--label", "y", "--prob", "p", "--threads", "0"), "--threads")
