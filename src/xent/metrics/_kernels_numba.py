@@ -39,6 +39,23 @@ def _add(s, c, k, v):  # pragma: no cover - compiled
     s[k] = t
 
 
+@numba.njit(cache=True, nogil=True)
+def _flush(s, c, *values):  # pragma: no cover - compiled
+    """Add a block's scalar sums into ``(s, c)``, one compensated add each."""
+    k = 0
+    for v in numba.literal_unroll(values):
+        _add(s, c, k, v)
+        k += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _flush_rows(bs, bc, lb):  # pragma: no cover - compiled
+    """Add a block's 2-d sums (bins or classes) into ``(bs, bc)``."""
+    for r in range(lb.shape[0]):
+        for k in range(lb.shape[1]):
+            _add(bs[r], bc[r], k, lb[r, k])
+
+
 _FM = {"reassoc", "contract"}  # reassociation lets LLVM vectorise the block sums (fixed order per machine)
 
 
@@ -112,12 +129,7 @@ def _binary_prob(y, p, w, weighted, eps, n_bins, s, c, bs, bc, bn):  # pragma: n
                 lb[r, 1, b] += np.float64(p[j])
             for k in range(nb):
                 _add(bs[1], bc[1], k, lb[0, 1, k] + lb[1, 1, k] + lb[2, 1, k] + lb[3, 1, k])
-        _add(s, c, 0, a0)
-        _add(s, c, 1, a1)
-        _add(s, c, 2, a2)
-        _add(s, c, 3, a3)
-        _add(s, c, 4, a4)
-        _add(s, c, 5, a5)
+        _flush(s, c, a0, a1, a2, a3, a4, a5)
         i = end
     if not weighted:  # integer counts: exact
         for k in range(nb):
@@ -207,15 +219,8 @@ def _binary_logit(y, p, w, use_w, n_bins, s, c, bs, bc, bn):  # pragma: no cover
             lb[1, b] += wj * pj
             lb[2, b] += wj * yy
             bn[b] += 1
-        _add(s, c, 0, a0)
-        _add(s, c, 1, a1)
-        _add(s, c, 2, a2)
-        _add(s, c, 3, a3)
-        _add(s, c, 4, a4)
-        _add(s, c, 5, a5)
-        for r in range(3):
-            for k in range(nb):
-                _add(bs[r], bc[r], k, lb[r, k])
+        _flush(s, c, a0, a1, a2, a3, a4, a5)
+        _flush_rows(bs, bc, lb)
         i = end
     return -1
 
@@ -302,15 +307,9 @@ def _multi_prob(y, PT, w, weighted, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, 
             lb[1, b] += wj * conf[j]
             lb[2, b] += wj * tsum[j]
             bn[b] += 1
-        _add(s, c, 0, a0)
-        _add(s, c, 1, a1)
-        _add(s, c, 2, a2)
-        _add(s, c, 3, a3)
-        for r in range(3):
-            for k in range(K):
-                _add(cs[r], cc[r], k, lc[r, k])
-            for k in range(nb):
-                _add(bs[r], bc[r], k, lb[r, k])
+        _flush(s, c, a0, a1, a2, a3)
+        _flush_rows(cs, cc, lc)
+        _flush_rows(bs, bc, lb)
         i = end
     return -1
 
@@ -425,14 +424,8 @@ def _multiclass_scalar(y, PT, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, 
             lb[1, b] += wj * conf
             lb[2, b] += wj * hit
             bn[b] += 1
-        _add(s, c, 0, a0)
-        _add(s, c, 1, a1)
-        _add(s, c, 2, a2)
-        _add(s, c, 3, a3)
-        for r in range(3):
-            for k in range(K):
-                _add(cs[r], cc[r], k, lc[r, k])
-            for k in range(nb):
-                _add(bs[r], bc[r], k, lb[r, k])
+        _flush(s, c, a0, a1, a2, a3)
+        _flush_rows(cs, cc, lc)
+        _flush_rows(bs, bc, lb)
         i = end
     return -1
