@@ -43,17 +43,26 @@ def _chunk_logits(buf, h, weight, bias, cdt):
             buf.add_(bias.to(cdt))
 
 
-def _chunk_backward(g, h, weight, grad_h, grad_w, grad_b, need_h, need_w, need_b, cdt):
+def _chunk_backward(g, h, weight, grad_h, grad_w, grad_b, need_h, need_w, need_b, cdt, v_block=8192):
     """grad_h[:] = g @ W; grad_w += g.T @ h (float32 accumulator); grad_b += sum g."""
-    if need_h:
-        if weight.dtype == cdt:
-            torch.mm(g, weight, out=grad_h)
-        else:
-            grad_h.copy_(g.to(weight.dtype) @ weight)
-    if need_w:
-        grad_w.addmm_(g.t(), h.to(cdt))
     if need_b:
         grad_b.add_(g.sum(0))
+    if weight.dtype == cdt:
+        if need_h:
+            torch.mm(g, weight, out=grad_h)
+        if need_w:
+            grad_w.addmm_(g.t(), h)
+        return
+    # Low precision: the matmuls run natively (float32 accumulation inside the kernel, 2-3x
+    # faster than upcasting); each chunk's g.T @ h is added to the float32 accumulator in
+    # blocks of vocabulary rows, so no V x d low-precision temporary exists.
+    gl = g.to(weight.dtype)
+    if need_h:
+        torch.mm(gl, weight, out=grad_h)
+    if need_w:
+        for start in range(0, gl.shape[1], v_block):
+            stop = min(start + v_block, gl.shape[1])
+            grad_w[start:stop].add_(gl[:, start:stop].t() @ h)
 
 
 def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: int, *, scale, lse=None,

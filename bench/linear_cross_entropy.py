@@ -1,0 +1,183 @@
+"""Fused linear + cross-entropy: peak memory and time of forward + backward (CPU).
+
+Variants, side by side in one run:
+  obvious   F.cross_entropy(hidden @ weight.T, target) + backward
+  compiled  torch.compile of the same function (inductor, CPU)
+  xent      xent.torch.linear_cross_entropy(hidden, weight, target) + backward
+
+Each (shape, dtype, variant) runs in its own subprocess. Memory is the process's
+peak resident set (VmHWM, reset through /proc/self/clear_refs after the inputs
+exist; ru_maxrss minus the RSS after the inputs where that reset is not
+available) minus the RSS after allocating the inputs, minus the bytes of the
+gradients of hidden and weight: "extra peak memory above inputs and their
+gradients". Time is the best of --repeat runs after one warm-up (which also
+compiles). Gradients are checked against the obvious code on the first
+--check-rows rows (same V and d) after the measurement.
+
+Run (big shapes need ~13 GB for the obvious float32 code at V=128256; one at a time):
+  flock /tmp/xent-bench.lock .venv/bin/python bench/linear_cross_entropy.py
+  flock /tmp/xent-bench.lock .venv/bin/python bench/linear_cross_entropy.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+VARIANTS = ("obvious", "compiled", "xent")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM (peak RSS) to the current RSS (Linux >= 4.0)
+        return True
+    except OSError:
+        return False
+
+
+def _peak() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def worker(a) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    import xent.torch as xt
+
+    torch.set_num_threads(a.threads)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[a.dtype]
+    g = torch.Generator().manual_seed(0)
+
+    def make(shape, scale):
+        # fill in place in the target dtype: no full-size float32 temporary
+        x = torch.empty(shape, dtype=dtype)
+        for i in range(0, shape[0], 4096):
+            x[i : i + 4096] = torch.randn((min(4096, shape[0] - i), *shape[1:]), generator=g) * scale
+        return x.requires_grad_()
+
+    hidden = make((a.n, a.d), 1.0)
+    weight = make((a.v, a.d), a.d**-0.5)
+    target = torch.randint(0, a.v, (a.n,), generator=g)
+    target[::7] = -100
+
+    def obvious(h, w, y):
+        return F.cross_entropy(h @ w.T, y)
+
+    fn = {
+        "obvious": obvious,
+        "compiled": torch.compile(obvious) if a.variant == "compiled" else None,
+        "xent": lambda h, w, y: xt.linear_cross_entropy(h, w, y),
+    }[a.variant]
+
+    base = _rss()
+    exact = _reset_peak()
+    grad_bytes = (hidden.numel() + weight.numel()) * hidden.element_size()
+    times = []
+    for i in range(1 + a.repeat):
+        hidden.grad = None
+        weight.grad = None
+        t = time.perf_counter()
+        fn(hidden, weight, target).backward()
+        times.append(time.perf_counter() - t)
+    peak = _peak()
+    out = {
+        "variant": a.variant,
+        "time_s": min(times[1:]),
+        "first_s": times[0],
+        "extra_bytes": peak - base - grad_bytes,
+        "peak_exact": exact,
+    }
+    # gradient check on a row slice (full V and d), after the measurement
+    k = min(a.check_rows, a.n)
+    h = hidden.detach()[:k].clone().requires_grad_()
+    w = weight.detach().clone().requires_grad_()
+    fn(h, w, target[:k]).backward()
+    h2 = hidden.detach()[:k].clone().requires_grad_()
+    w2 = weight.detach().clone().requires_grad_()
+    ref = obvious(h2.float(), w2.float(), target[:k]) if dtype != torch.float32 else obvious(h2, w2, target[:k])
+    ref.backward()
+
+    def rel(x, r):
+        return ((x.float() - r.float()).abs().max() / r.float().abs().max()).item()
+
+    out["rel_err_grad_hidden"] = rel(h.grad, h2.grad)
+    out["rel_err_grad_weight"] = rel(w.grad, w2.grad)
+    return out
+
+
+def run_one(a, n, d, v, dtype, variant) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--variant", variant, "--n", str(n), "--d", str(d),
+           "--v", str(v), "--dtype", dtype, "--repeat", str(a.repeat), "--threads", str(a.threads),
+           "--check-rows", str(a.check_rows)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()
+        return {"variant": variant, "error": tail[-1] if tail else f"exit {p.returncode}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="fused linear cross-entropy: memory and time vs the obvious code")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--variant", choices=VARIANTS)
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.add_argument("--n", type=int, default=8192)
+    p.add_argument("--d", type=int, default=1024)
+    p.add_argument("--v", type=int, nargs="*", default=[32000, 128256])
+    p.add_argument("--dtype", nargs="*", default=["float32", "bfloat16"])
+    p.add_argument("--repeat", type=int, default=1, help="timed runs after the warm-up (best of)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--check-rows", type=int, default=512)
+    p.add_argument("--quick", action="store_true", help="N=2048, d=512, V in (8000, 32000)")
+    a = p.parse_args()
+    if a.worker:
+        a.v = a.v[0]
+        a.dtype = a.dtype[0]
+        print(json.dumps(worker(a)))
+        return
+    if a.quick:
+        a.n, a.d, a.v = 2048, 512, [8000, 32000]
+    import torch
+
+    print(f"fused linear cross-entropy, forward + backward, torch {torch.__version__} CPU, "
+          f"{a.threads} threads, best of {a.repeat} after a warm-up")
+    print("extra = peak RSS above the inputs and their gradients; grad err = max|g - g_obvious| / max|g_obvious| "
+          f"on {a.check_rows} rows (bf16: vs float32 math on the same bf16 values)")
+    print()
+    print("| N x d x V | dtype | variant | time (s) | vs obvious | extra peak (MiB) | obvious / this | "
+          "grad err hidden | grad err weight |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for v in a.v:
+        for dtype in a.dtype:
+            rows = {var: run_one(a, a.n, a.d, v, dtype, var) for var in a.variants}
+            ob = rows.get("obvious", {})
+            for var, r in rows.items():
+                shape = f"{a.n} x {a.d} x {v}"
+                if "error" in r:
+                    print(f"| {shape} | {dtype} | {var} | failed: {r['error'][:120]} | | | | | |")
+                    continue
+                t_ratio = r["time_s"] / ob["time_s"] if "time_s" in ob else float("nan")
+                m_ratio = ob["extra_bytes"] / r["extra_bytes"] if "extra_bytes" in ob and r["extra_bytes"] > 0 else float("nan")
+                print(f"| {shape} | {dtype} | {var} | {r['time_s']:.2f} | {t_ratio:.2f}x | "
+                      f"{r['extra_bytes'] / 2**20:.0f} | {m_ratio:.1f}x | {r['rel_err_grad_hidden']:.1e} | "
+                      f"{r['rel_err_grad_weight']:.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
