@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["LossOptions", "rows_loss_", "row_weights"]
+__all__ = ["LossOptions", "reduce_rows", "reduction_scale", "rows_loss_", "row_weights"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,29 @@ def row_weights(target: torch.Tensor, class_weights: torch.Tensor | None, ignore
     else:
         c = class_weights.to(dtype).gather(0, safe) * valid
     return safe, valid, c
+
+
+def reduction_scale(target, class_weights, opts: LossOptions, dtype: torch.dtype):
+    """(inv, scale): 1 / sum_i c_i in the accumulation dtype, and the gradient's row scale in ``dtype``.
+
+    A mean over zero total weight is defined as 0 with zero gradient (PyTorch gives NaN),
+    chosen with ``where`` on device: no host synchronisation.
+    """
+    device = target.device
+    acc = torch.float32 if device.type == "mps" else torch.float64  # float64 sums (MPS has none)
+    _, _, c = row_weights(target, class_weights, opts.ignore_index, dtype)
+    denom = c.to(acc).sum()
+    inv = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), torch.zeros((), dtype=acc, device=device))
+    scale = inv.to(dtype) if opts.reduction == "mean" else torch.ones((), dtype=dtype, device=device)
+    return inv, scale
+
+
+def reduce_rows(losses: torch.Tensor, inv: torch.Tensor, opts: LossOptions) -> torch.Tensor:
+    """Per-row losses -> the requested reduction (sums accumulated in ``inv``'s dtype)."""
+    if opts.reduction == "none":
+        return losses
+    total = losses.to(inv.dtype).sum()
+    return (total * inv if opts.reduction == "mean" else total).to(losses.dtype)
 
 
 def rows_loss_(

@@ -19,14 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from xent.torch._kernel import LossOptions, row_weights, rows_loss_
+from xent.torch._kernel import LossOptions, reduce_rows, reduction_scale, row_weights, rows_loss_
 
 __all__ = ["LinearCrossEntropyFunction", "fused_linear_cross_entropy"]
-
-
-def _acc_dtype(device: torch.device) -> torch.dtype:
-    # Sum the per-row losses in float64 (MPS has no float64: float32 there).
-    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _chunk_logits(buf, h, weight, bias, cdt):
@@ -106,42 +101,28 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, target, class_weights, opts, rows, need_h, need_w, need_b):
         cdt = torch.promote_types(hidden.dtype, torch.float32)
         need = (need_h, need_w, need_b)
-        n = hidden.shape[0]
-        _, valid, c = row_weights(target, class_weights, opts.ignore_index, cdt)
-        acc = _acc_dtype(hidden.device)
-        zero = torch.zeros((), dtype=acc, device=hidden.device)
-        denom = c.to(acc).sum()
-        # mean over zero total weight is defined as 0 with zero gradient (PyTorch gives NaN)
-        inv = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), zero)
+        inv, scale = reduction_scale(target, class_weights, opts, cdt)
         fused = any(need) and opts.reduction != "none"
         grad_h = grad_w = grad_b = None
-        scale = None
         if fused:
-            scale = (inv if opts.reduction == "mean" else torch.ones_like(inv)).to(cdt)
             if need_h:
                 grad_h = torch.empty_like(hidden)
             if need_w:
                 grad_w = torch.zeros(weight.shape, dtype=cdt, device=weight.device)
             if need_b:
                 grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device)
-        losses, lse, _ = _loop(hidden, weight, bias, target, class_weights, opts, rows, scale=scale,
+        losses, lse, _ = _loop(hidden, weight, bias, target, class_weights, opts, rows, scale=scale if fused else None,
                                grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=need)
         ctx.save_for_backward(hidden, weight, bias, target, class_weights, lse)
-        if opts.reduction == "none":
-            out = losses
-            ctx.fused = None
-            ctx.scale = None
-        else:
-            total = losses.to(acc).sum()
-            if opts.reduction == "mean":
-                total = total * inv
-            out = total.to(cdt)
+        out = reduce_rows(losses, inv, opts)
+        ctx.fused = None
+        ctx.scale = None if opts.reduction == "none" else scale
+        if fused:
             if grad_w is not None and grad_w.dtype != weight.dtype:
                 grad_w = grad_w.to(weight.dtype)  # the float32 accumulator handed back in weight's dtype
             if grad_b is not None and grad_b.dtype != bias.dtype:
                 grad_b = grad_b.to(bias.dtype)
-            ctx.fused = (grad_h, grad_w, grad_b) if fused else None
-            ctx.scale = inv.to(cdt) if opts.reduction == "mean" else torch.ones((), dtype=cdt, device=inv.device)
+            ctx.fused = (grad_h, grad_w, grad_b)
         ctx.opts = opts
         ctx.rows = rows
         ctx.need = need

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from xent.torch._kernel import row_weights, rows_loss_
+from xent.torch._kernel import reduce_rows, reduction_scale, row_weights, rows_loss_
 
 __all__ = ["CrossEntropyFunction"]
 
@@ -24,19 +24,9 @@ class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, target, class_weights, opts, rows, need_grad):
         cdt = torch.promote_types(logits.dtype, torch.float32)
-        acc = torch.float32 if logits.device.type == "mps" else torch.float64
-        _, _, c = row_weights(target, class_weights, opts.ignore_index, cdt)
-        denom = c.to(acc).sum()
-        zero = torch.zeros((), dtype=acc, device=logits.device)
-        # mean over zero total weight is defined as 0 with zero gradient (PyTorch gives NaN)
-        inv = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), zero)
-        scale = inv.to(cdt) if opts.reduction == "mean" else torch.ones((), dtype=cdt, device=logits.device)
+        inv, scale = reduction_scale(target, class_weights, opts, cdt)
         losses, lse, grad = _rows(logits, target, class_weights, opts, rows, scale if need_grad else None)
-        if opts.reduction == "none":
-            out = losses
-        else:
-            total = losses.to(acc).sum()
-            out = (total * inv if opts.reduction == "mean" else total).to(cdt)
+        out = reduce_rows(losses, inv, opts)
         ctx.save_for_backward(logits, target, class_weights)
         ctx.grad = grad
         ctx.scale = scale

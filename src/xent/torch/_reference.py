@@ -14,8 +14,10 @@ from xent.torch._options import check_options
 __all__ = ["_reference_cross_entropy", "_reference_linear_cross_entropy"]
 
 
-def _reference_rows(z, target, *, ignore_index, label_smoothing, class_weights, z_loss, softcap, reduction):
-    """z: (N, C) logits with autograd; target: (N,). Returns (loss, lse)."""
+def _reference_rows(z, labels, *, ignore_index, label_smoothing, class_weights, z_loss, softcap, reduction,
+                    return_lse):
+    """z: (N, C) logits with autograd; labels: any shape with N elements. Loss (and lse) in labels' shape."""
+    target = labels.reshape(-1)
     opts = check_options(ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
                          softcap=softcap, reduction=reduction)
     n_classes = z.shape[-1]
@@ -33,13 +35,14 @@ def _reference_rows(z, target, *, ignore_index, label_smoothing, class_weights, 
     loss = torch.where(valid, loss, torch.zeros_like(loss))
     c = torch.where(valid, w_y, torch.zeros_like(w_y))
     if opts.reduction == "none":
-        out = loss
+        out = loss.reshape(labels.shape)
     elif opts.reduction == "sum":
         out = loss.sum()
     else:
         denom = c.sum()
         out = torch.where(denom > 0, loss.sum() / torch.where(denom > 0, denom, 1.0), torch.zeros_like(denom))
-    return out, lse.detach()
+    lse = lse.detach().reshape(labels.shape)
+    return (out, lse) if return_lse else out
 
 
 def _reference_linear_cross_entropy(hidden, weight, target, /, *, bias=None, ignore_index=-100,
@@ -50,13 +53,9 @@ def _reference_linear_cross_entropy(hidden, weight, target, /, *, bias=None, ign
     z = hidden.to(cdt) @ weight.to(cdt).t()
     if bias is not None:
         z = z + bias.to(cdt)
-    loss, lse = _reference_rows(z.reshape(-1, weight.shape[0]), target.reshape(-1), ignore_index=ignore_index,
-                                label_smoothing=label_smoothing, class_weights=class_weights, z_loss=z_loss,
-                                softcap=softcap, reduction=reduction)
-    if reduction == "none":
-        loss = loss.reshape(target.shape)
-    lse = lse.reshape(target.shape)
-    return (loss, lse) if return_lse else loss
+    return _reference_rows(z.reshape(-1, weight.shape[0]), target, ignore_index=ignore_index,
+                           label_smoothing=label_smoothing, class_weights=class_weights, z_loss=z_loss,
+                           softcap=softcap, reduction=reduction, return_lse=return_lse)
 
 
 def _reference_cross_entropy(input, target, /, *, ignore_index=-100, label_smoothing=0.0, class_weights=None,
@@ -65,10 +64,6 @@ def _reference_cross_entropy(input, target, /, *, ignore_index=-100, label_smoot
     cdt = torch.promote_types(input.dtype, torch.float32)
     z = input.to(cdt)
     z = z.unsqueeze(0) if z.dim() == 1 else z.movedim(1, -1)
-    loss, lse = _reference_rows(z.reshape(-1, z.shape[-1]), target.reshape(-1), ignore_index=ignore_index,
-                                label_smoothing=label_smoothing, class_weights=class_weights, z_loss=z_loss,
-                                softcap=softcap, reduction=reduction)
-    if reduction == "none":
-        loss = loss.reshape(target.shape)
-    lse = lse.reshape(target.shape)
-    return (loss, lse) if return_lse else loss
+    return _reference_rows(z.reshape(-1, z.shape[-1]), target, ignore_index=ignore_index,
+                           label_smoothing=label_smoothing, class_weights=class_weights, z_loss=z_loss,
+                           softcap=softcap, reduction=reduction, return_lse=return_lse)
