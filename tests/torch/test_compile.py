@@ -33,3 +33,21 @@ def test_compiled_matches_eager_mean_and_none_with_ignore_index():
     all_ignored = torch.full_like(target, -100)
     out = compiled(hidden, weight, b, all_ignored)
     assert out.item() == 0.0
+
+
+def test_runs_on_meta_device_so_no_host_sync_or_data_dependent_shape():
+    """Meta tensors carry no data: any .item(), nonzero() or value-dependent shape would raise."""
+    h = torch.empty(10, 4, device="meta", requires_grad=True)
+    w = torch.empty(7, 4, device="meta", requires_grad=True)
+    b = torch.empty(7, device="meta", requires_grad=True)
+    y = torch.empty(10, dtype=torch.long, device="meta")
+    cw = torch.empty(7, device="meta")
+    for reduction in ("mean", "sum", "none"):
+        loss, lse = xt.linear_cross_entropy(h, w, y, bias=b, class_weights=cw, label_smoothing=0.1, z_loss=0.1,
+                                            softcap=2.0, reduction=reduction, chunk_size=3, return_lse=True)
+        assert loss.device.type == lse.device.type == "meta"
+        grads = torch.autograd.grad(loss.sum(), (h, w, b))
+        assert [g.shape for g in grads] == [h.shape, w.shape, b.shape]
+        z = torch.empty(10, 7, device="meta", requires_grad=True)
+        out = xt.cross_entropy(z, y, class_weights=cw, label_smoothing=0.1, reduction=reduction)
+        assert torch.autograd.grad(out.sum(), z)[0].shape == z.shape
