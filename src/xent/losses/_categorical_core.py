@@ -8,18 +8,23 @@ smoothing ``e``, ``C`` classes, class weights ``w`` and per-class factor ``alpha
     normaliser weight c = sum_c w_c t_c             (class_weights only; alpha never enters it)
 
 ``log p = log_softmax(z)`` on the logits path, ``log(clip(p))`` otherwise.
+
+:func:`sparse_core` is the same loss for integer labels ``y`` (gamma = 0) without
+the one-hot: ``l = -(1 - e) w_y log p_y - e/C sum_c w_c log p_c`` and, on logits,
+``dl/dz = p sum_c a_c - a`` with ``a = where(c == y, (1 - e) w_y, 0) + e/C w``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from xent._lib.namespace import device_of, scalar
 from xent.losses._binary_core import _focal_power_derivative
 from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
 from xent.primitives import _log_softmax, _softmax
 
-__all__ = ["categorical_core", "class_vector"]
+__all__ = ["categorical_core", "class_vector", "sparse_core"]
 
 
 def class_vector(v: Any, ndim: int, axis: int, xp: Any) -> Any:
@@ -28,6 +33,24 @@ def class_vector(v: Any, ndim: int, axis: int, xp: Any) -> Any:
         return None
     shape = tuple(v.shape[0] if d == axis else 1 for d in range(ndim))
     return xp.reshape(v, shape)
+
+
+def _log_p(x: Any, xp: Any, *, axis: int, from_logits: bool, eps: float) -> tuple[Any, Any, Any]:
+    """Return ``(x, log p, inside)``: ``x`` clipped on the probability path, ``inside`` as in clip_probabilities."""
+    if from_logits:
+        return x, _log_softmax(x, axis, xp), None
+    x, inside = clip_probabilities(x, eps, xp)
+    return x, log_probabilities(x, xp)[0], inside
+
+
+def _scale_grad(g: Any, inside: Any, scale: Any, axis: int, xp: Any) -> Any:
+    """Zero the gradient of clipped entries and multiply rows by ``d result / d l_i``."""
+    zero = scalar(0.0, g, xp)  # a 0-d zero broadcasts: no second N x C array
+    if inside is not None:
+        # Clipped entries have derivative 0 (see clip_probabilities).
+        g = xp.where(inside, g, zero)
+    s = xp.expand_dims(scale, axis=axis)
+    return xp.where(s != 0, g * s, zero)
 
 
 def categorical_core(
@@ -60,12 +83,7 @@ def categorical_core(
     norm = None if w is None else xp.sum(t * w, axis=axis)
     if alpha is not None:
         a = a * (alpha if isinstance(alpha, float) else class_vector(alpha, ndim, axis, xp))
-    if from_logits:
-        logp = _log_softmax(x, axis, xp)
-        inside = None
-    else:
-        x, inside = clip_probabilities(x, eps, xp)
-        logp = log_probabilities(x, xp)[0]
+    x, logp, inside = _log_p(x, xp, axis=axis, from_logits=from_logits, eps=eps)
     if gamma != 0.0:
         # softmax itself, not exp(log_softmax): keeps p's relative accuracy when logits are huge.
         p = _softmax(x, axis, xp) if from_logits else x
@@ -93,9 +111,68 @@ def categorical_core(
         g = _softmax(x, axis, xp) * xp.sum(a, axis=axis, keepdims=True) - a
     else:
         g = -safe_div(a, x, xp)
-    if inside is not None:
-        # Clipped entries have derivative 0 (see clip_probabilities).
-        g = xp.where(inside, g, xp.zeros_like(g))
-    s = xp.expand_dims(scale, axis=axis)
-    g = xp.where(s != 0, g * s, xp.zeros_like(g))
-    return result, g
+    return result, _scale_grad(g, inside, scale, axis, xp)
+
+
+def sparse_core(
+    labels: Any,
+    x: Any,
+    xp: Any,
+    *,
+    axis: int,
+    from_logits: bool,
+    eps: float,
+    class_weights: Any,
+    label_smoothing: float,
+    sample_weights: Any,
+    keep: Any,
+    reduction: str,
+    return_grad: bool,
+) -> tuple[Any, Any]:
+    """:func:`categorical_core` (gamma = 0) on the one-hot of integer ``labels``, never building it.
+
+    Only reductions over the class axis, a gather of ``log p_y`` and a boolean
+    ``c == y`` mask in the gradient: no float N x C target, no scatter. Labels
+    outside ``[0, C)`` (ignored, or unchecked under jit) have no true-class term,
+    as their all-zero one-hot row would give.
+    """
+    e, n_classes = label_smoothing, x.shape[axis]
+    valid = (labels >= 0) & (labels < n_classes)
+    # Out-of-range labels gather class 0; their true-class weight is zeroed below.
+    safe = xp.expand_dims(xp.where(valid, labels, xp.zeros_like(labels)), axis=axis)
+    zero = scalar(0.0, x, xp)
+    if class_weights is None:
+        w, w_y, norm = None, scalar(1.0, x, xp), None
+    else:
+        w = class_vector(class_weights, x.ndim, axis, xp)
+        # xp.take wants 1-d indices (torch's index_select): gather from the flattened labels.
+        w_y = xp.reshape(xp.take(class_weights, xp.reshape(safe, (-1,))), labels.shape)
+        norm = xp.where(valid, w_y, zero)
+    # Weight of log p_y, 0 for ignored examples too: their placeholder loss (and its autograd) stays finite.
+    ok = valid if keep is None else valid & keep
+    a_y = xp.where(ok, (1.0 - e) * w_y, zero)
+    x, logp, inside = _log_p(x, xp, axis=axis, from_logits=from_logits, eps=eps)
+    logp_y = xp.squeeze(xp.take_along_axis(logp, safe, axis=axis), axis=axis)
+    per = -safe_mul(a_y, logp_y, xp)
+    if e != 0.0:
+        # e/C sum_c w_c (-log p_c): the smoothing term as a reduction.
+        smooth = xp.sum(logp if w is None else safe_mul(w, logp, xp), axis=axis)
+        per = per - (e / n_classes) * smooth
+    del logp  # the gradient below never needs it: keep one N x C array less alive
+    result, scale = reduce_losses(
+        per, xp, reduction=reduction, sample_weights=sample_weights, norm_weights=norm, keep=keep
+    )
+    if not return_grad:
+        return result, None
+    hit = safe == class_vector(xp.arange(n_classes, device=device_of(x)), x.ndim, axis, xp)
+    a_y = xp.expand_dims(a_y, axis=axis)
+    e_c = e / n_classes if e != 0.0 else 0.0
+    a_c = e_c * (scalar(1.0, x, xp) if w is None else w)  # the target weight every class gets from smoothing
+    if from_logits:
+        # d/dz of -sum_c a_c log_softmax(z)_c is p sum(a) - a, with a = a_c + [c == y] a_y.
+        a_sum = a_y + (e if w is None else e_c * xp.sum(class_weights))
+        g = _softmax(x, axis, xp) * a_sum - a_c
+        g = xp.where(hit, g - a_y, g)
+    else:
+        g = -safe_div(xp.where(hit, a_y + a_c, a_c), x, xp)
+    return result, _scale_grad(g, inside, scale, axis, xp)

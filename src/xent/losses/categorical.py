@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xent._lib.namespace import as_float_array, device_of, get_namespace
+from xent._lib.namespace import as_float_array, get_namespace
 from xent._lib.validation import (
     check_integer_dtype,
     check_labels,
@@ -12,7 +12,7 @@ from xent._lib.validation import (
     check_values_in,
     normalize_axis,
 )
-from xent.losses._categorical_core import categorical_core, class_vector
+from xent.losses._categorical_core import categorical_core, sparse_core
 from xent.losses._common import (
     check_flag,
     check_loss_options,
@@ -296,11 +296,8 @@ def sparse_categorical_cross_entropy(
         )
     if out is NotImplemented:
         keep = None if ignore_index is None else labels != ignore_index
-        classes = class_vector(xp.arange(n_classes, device=device_of(x)), x.ndim, ax, xp)
-        # One-hot by broadcasting a comparison: no scatter, no boolean indexing (JAX-safe).
-        onehot = xp.astype(xp.expand_dims(labels, axis=ax) == classes, x.dtype)
-        out = categorical_core(
-            onehot, x, xp, axis=ax, from_logits=a["from_logits"], eps=a["eps"], class_weights=a["cw"],
+        out = sparse_core(
+            labels, x, xp, axis=ax, from_logits=a["from_logits"], eps=a["eps"], class_weights=a["cw"],
             label_smoothing=a["e"], sample_weights=a["sw"], keep=keep, reduction=a["reduction"],
             return_grad=a["return_grad"],
         )
