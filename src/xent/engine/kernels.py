@@ -1,5 +1,9 @@
 """Registers the fast CPU kernels with :mod:`xent.engine` (imported lazily on first dispatch).
 
+Where numba is installed (``xent[fast]``), C-contiguous inputs with the classes
+on the last axis go to the fused kernels of :mod:`xent.engine._numba`; every
+other input, or every input with ``XENT_NUMBA=0``, to the NumPy kernels.
+
 Each kernel declines (returns ``NotImplemented``) for inputs where the engine
 cannot help: fewer than :data:`MIN_ELEMENTS` values (thread hand-off and tile
 bookkeeping cost more than they save), dtypes other than float32/float64, and
@@ -15,6 +19,7 @@ import numpy as np
 from xent.engine import register
 from xent.engine._binary import binary_ce
 from xent.engine._crossentropy import categorical_ce, sparse_ce
+from xent.engine._fused import fused_softmax_family, fused_sparse_ce
 from xent.engine._softmax import softmax_family
 
 __all__ = ["MIN_ELEMENTS", "calls"]
@@ -45,7 +50,10 @@ def _softmax_kernel(kind: str) -> None:
     def kernel(x: np.ndarray, *, axis: int) -> Any:
         if not _takes(x) or x.shape[axis] == 0:
             return NotImplemented
-        return _counted(kind, softmax_family(x, axis, kind))
+        out = fused_softmax_family(x, axis, kind)
+        if out is NotImplemented:
+            out = softmax_family(x, axis, kind)
+        return _counted(kind, out)
 
 
 for _kind in ("logsumexp", "log_softmax", "softmax"):
@@ -56,7 +64,10 @@ for _kind in ("logsumexp", "log_softmax", "softmax"):
 def sparse_categorical_cross_entropy(logits: np.ndarray, labels: Any, **options: Any) -> Any:
     if not _takes(logits, labels) or logits.shape[options["axis"]] == 0:
         return NotImplemented
-    return _counted("sparse_categorical_cross_entropy", sparse_ce(logits, labels, **options))
+    out = fused_sparse_ce(logits, labels, **options)
+    if out is NotImplemented:
+        out = sparse_ce(logits, labels, **options)
+    return _counted("sparse_categorical_cross_entropy", out)
 
 
 @register("categorical_cross_entropy")

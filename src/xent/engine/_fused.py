@@ -1,0 +1,132 @@
+"""Hand C-contiguous, last-axis inputs to the numba kernels of :mod:`xent.engine._numba` when numba is installed.
+
+numba is optional (``pip install xent[fast]``). It is imported the first time a
+kernel could use it, never by ``import xent``; ``XENT_NUMBA=0`` in the
+environment (or :data:`ENABLED` = False) keeps the engine on pure NumPy. Rows
+the fused kernels flag (sums outside the safe range, NaN/inf) are redone by the
+NumPy kernels with the reference's max shift.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+from xent.engine._crossentropy import sparse_ce
+from xent.engine._rows import _limits
+from xent.engine._softmax import softmax_family
+from xent.engine._threads import get_num_threads
+
+__all__ = ["ENABLED", "fused_softmax_family", "fused_sparse_ce", "numba_kernels"]
+
+ENABLED = os.environ.get("XENT_NUMBA", "1") != "0"
+_module: list[Any] = []
+# numba's workqueue threading layer aborts on concurrent parallel launches: one caller at a time.
+_launch = threading.Lock()
+
+
+def numba_kernels() -> Any:
+    """The numba kernel module, or None when numba is missing or disabled."""
+    if not ENABLED:
+        return None
+    if not _module:
+        try:
+            from xent.engine import _numba
+        except ImportError:  # numba is an optional extra: the NumPy engine runs without it
+            _numba = None
+        _module.append(_numba)
+    return _module[0]
+
+
+def _rows_2d(x: np.ndarray, axis: int) -> np.ndarray | None:
+    if axis != x.ndim - 1 or not x.flags.c_contiguous or x.shape[-1] == 0:
+        return None
+    return x.reshape(-1, x.shape[-1])
+
+
+def fused_softmax_family(x: np.ndarray, axis: int, kind: str) -> Any:
+    nb = numba_kernels()
+    x2 = None if nb is None else _rows_2d(x, axis)
+    if x2 is None:
+        return NotImplemented
+    n, c = x2.shape
+    low, high = _limits(x.dtype, c)
+    bad = np.zeros(n, np.uint8)
+    if kind == "logsumexp":
+        out = np.empty(n, np.float64)
+        with _launch:
+            nb.set_threads(get_num_threads())
+            nb.lse_rows(x2, out, bad, low, high)
+        res = out.astype(x.dtype)
+        if bad.any():
+            idx = np.flatnonzero(bad)
+            res[idx] = softmax_family(x2[idx], 1, "logsumexp")
+        return res.reshape(x.shape[:-1])
+    out = np.empty(x2.shape, x.dtype)
+    with _launch:
+        nb.set_threads(get_num_threads())
+        nb.softmax_rows(x2, out, bad, low, high, kind == "log_softmax")
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        out[idx] = softmax_family(x2[idx], 1, kind)
+    return out.reshape(x.shape)
+
+
+def fused_sparse_ce(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    *,
+    axis: int,
+    class_weights: Any,
+    weights: Any,
+    ignore_index: int | None,
+    label_smoothing: float,
+    reduction: str,
+    return_grad: bool,
+) -> Any:
+    nb = numba_kernels()
+    x2 = None if nb is None else _rows_2d(logits, axis)
+    if x2 is None:
+        return NotImplemented
+    n, c = x2.shape
+    dtype, e = logits.dtype, float(label_smoothing)
+    y = np.ascontiguousarray(np.asarray(labels).reshape(-1), dtype=np.int64)
+    has_w, has_sw = class_weights is not None, weights is not None
+    w = np.ascontiguousarray(class_weights, np.float64).reshape(-1) if has_w else np.zeros(1)
+    sw = np.ascontiguousarray(np.broadcast_to(weights, labels.shape), np.float64).reshape(-1) if has_sw else w[:1]
+    wsum = float(w.sum()) if has_w else float(c)
+    has_ignore = ignore_index is not None
+    ignore = int(ignore_index) if has_ignore else 0
+    denom = 1.0
+    if reduction == "mean":
+        denom = nb.sparse_denominator(y, ignore, has_ignore, w, has_w, sw, has_sw)
+    factor = 1.0 / denom if denom != 0 else 0.0
+    g = np.empty(x2.shape, dtype) if return_grad else np.empty((1, 1), dtype)
+    out = np.zeros(n, np.float64)
+    bad = np.zeros(n, np.uint8)
+    low, high = _limits(dtype, c)
+    with _launch:
+        nb.set_threads(get_num_threads())
+        nb.sparse_rows(
+            x2, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor, g, return_grad, out, bad, low, high
+        )
+    if bad.any():
+        # Overflowing / underflowing / non-finite rows: the NumPy kernel with the reference's shift.
+        idx = np.flatnonzero(bad)
+        sub_loss, sub_grad = sparse_ce(
+            x2[idx], y[idx], axis=1, class_weights=class_weights, weights=sw[idx] if has_sw else None,
+            ignore_index=ignore_index, label_smoothing=e, reduction="none", return_grad=return_grad,
+        )
+        out[idx] = sub_loss
+        if return_grad:
+            g[idx] = sub_grad * dtype.type(factor)
+    grad = g.reshape(logits.shape) if return_grad else None
+    if reduction == "none":
+        return out.astype(dtype).reshape(labels.shape), grad
+    total = float(out.sum())
+    if reduction == "sum":
+        return np.asarray(total, dtype), grad
+    return np.asarray(total / denom if denom != 0 else 0.0, dtype), grad

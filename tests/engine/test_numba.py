@@ -1,0 +1,107 @@
+"""The fused numba kernels (xent[fast]) against plain float64 NumPy references, and their fallbacks."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import _engine_ref as ref
+from _engine_ref import assert_close
+from xent.engine import _fused
+
+DTYPES = [np.float32, np.float64]
+# 1 row, 1 class, fewer classes than one SIMD chunk, a chunk plus a tail, 3-d batch.
+SHAPES = [(1, 5), (6, 1), (9, 40), (7, 33001), (3, 4, 600)]
+
+
+def test_numba_is_used_here():
+    assert _fused.numba_kernels() is not None, "tests run with the xent[fast] extra (numba) installed"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["logsumexp", "log_softmax", "softmax"])
+def test_softmax_family(kind, dtype, rng):
+    for shape in SHAPES:
+        x = rng.normal(0, 3, shape).astype(dtype)
+        got = _fused.fused_softmax_family(x, x.ndim - 1, kind)
+        ls = ref.log_softmax(x, -1)
+        want = {"logsumexp": np.logaddexp.reduce(x.astype(np.float64), axis=-1), "log_softmax": ls,
+                "softmax": np.exp(ls)}[kind]
+        assert got.dtype == dtype
+        floor = float(np.abs(x).max()) + np.log(shape[-1]) if kind != "softmax" else 0.0
+        assert_close(got, want, dtype, floor=floor)
+
+
+def test_declines_other_layouts(rng):
+    x = rng.normal(size=(20, 30))
+    assert _fused.fused_softmax_family(x, 0, "softmax") is NotImplemented
+    assert _fused.fused_softmax_family(x[:, ::2], 1, "softmax") is NotImplemented
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_every_option(dtype, rng):
+    options = itertools.product(["mean", "sum", "none"], [0.0, 0.2], [False, True], [False, True], [None, -100])
+    cases = []
+    for shape in SHAPES:
+        x = rng.normal(0, 3, shape).astype(dtype)
+        y = rng.integers(0, shape[-1], shape[:-1])
+        if y.size > 1:
+            y.flat[::3] = -100
+        cases.append((x, y, rng.uniform(0.2, 2, shape[-1]).astype(dtype), rng.uniform(0, 2, y.shape).astype(dtype)))
+    for reduction, e, use_cw, use_sw, ignore in options:
+        for x, y, cw, sw in cases:
+            if ignore is None:
+                y = np.where(y < 0, 0, y)
+            opts = dict(class_weights=cw if use_cw else None, weights=sw if use_sw else None, label_smoothing=e,
+                        reduction=reduction)
+            want_l, want_g = ref.sparse(y, x, axis=x.ndim - 1, ignore_index=ignore, **opts)
+            n = y.size
+            for grad in (False, True):
+                loss, g = _fused.fused_sparse_ce(x, y, axis=x.ndim - 1, ignore_index=ignore, return_grad=grad, **opts)
+                assert loss.dtype == dtype
+                assert_close(loss, want_l, dtype, floor=float(np.abs(x).max()) * (2.0 * n if reduction == "sum" else 1))
+                if grad:
+                    assert g.dtype == dtype and g.shape == x.shape
+                    assert_close(g, want_g, dtype, floor=1.0 / n if reduction == "mean" else 1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_flagged_rows_take_the_shifted_numpy_path(dtype, rng):
+    x = rng.normal(size=(6, 700)).astype(dtype)
+    x[0] += 1e4  # sum of exp overflows
+    x[1] -= 1e4  # underflows
+    x[2, 5] = 95.0  # one float32 overflow
+    x[3, :] = -np.inf
+    x[3, 7] = 0.0  # masked classes
+    y = np.array([1, 2, 5, 7, 0, 9])
+    loss, g = _fused.fused_sparse_ce(
+        x, y, axis=1, class_weights=None, weights=None, ignore_index=None, label_smoothing=0.0,
+        reduction="mean", return_grad=True,
+    )
+    want_l, want_g = ref.sparse(y, x, axis=1)
+    assert_close(loss, want_l, dtype, floor=1e4)
+    assert_close(g, want_g, dtype, floor=1.0 / 6)
+    for kind in ("logsumexp", "softmax"):
+        got = _fused.fused_softmax_family(x, 1, kind)
+        ls = ref.log_softmax(x, 1)
+        want = np.logaddexp.reduce(x.astype(np.float64), axis=1) if kind == "logsumexp" else np.exp(ls)
+        assert_close(got, want, dtype)
+
+
+def test_nan_and_inf_rows_match_the_reference(rng):
+    from xent import engine, sparse_categorical_cross_entropy
+
+    x = rng.normal(size=(5, 40))
+    x[1, 3] = np.nan
+    x[2, 4] = np.inf
+    y = np.array([0, 1, 2, 3, 4])
+    fast = _fused.fused_sparse_ce(
+        x, y, axis=1, class_weights=None, weights=None, ignore_index=None, label_smoothing=0.0,
+        reduction="none", return_grad=True,
+    )
+    with engine.use_engine("reference"):
+        slow = sparse_categorical_cross_entropy(y, x, from_logits=True, reduction="none", return_grad=True)
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(fast[1], slow[1], rtol=1e-12, atol=1e-15, equal_nan=True)
