@@ -97,7 +97,8 @@ def linear_cross_entropy(
     softcap : float > 0, optional
     reduction : {"mean", "sum", "none"}
     chunk_size : int >= 1, optional
-        Rows per chunk; by default about 64 MiB of float32 logits per chunk (at least 64 rows).
+        Rows per chunk; by default about 64 MiB of float32 logits per chunk for float32
+        inputs, 32 MiB for bfloat16/float16 (at least 64 rows).
     return_lse : bool
         Also return the per-row log-sum-exp of the (softcapped) logits, float32
         (float64 for float64 inputs), shape of ``target``, not differentiable.
@@ -165,7 +166,10 @@ def linear_cross_entropy(
     check_target(target, num_classes=v, ignore_index=opts.ignore_index)
     cdt = compute_dtype(hidden.dtype)
     cw = check_class_weights(class_weights, num_classes=v, like=torch.empty((), dtype=cdt, device=hidden.device))
-    rows = rows or default_rows(v, target_bytes=64 * 2**20, lo=64)
+    # Chunk logits of ~64 MiB (float32 inputs) or ~32 MiB (low precision, whose float32
+    # grad_weight accumulator already costs V x d x 4 bytes): large enough for full-speed matmuls.
+    rows = rows or default_rows(v, target_bytes=(64 if hidden.dtype in (torch.float32, torch.float64) else 32) * 2**20,
+                                lo=64)
     h2 = hidden.reshape(-1, hidden.shape[-1])
     t1 = target.reshape(-1).to(device=hidden.device)
     loss, lse = fused_linear_cross_entropy(h2, weight, bias, t1, cw, opts, rows)
