@@ -69,8 +69,8 @@ def _binary_prob(y, p, w, weighted, eps, n_bins, s, c, bs, bc, bn):  # pragma: n
     nb = n_bins
     top = nb - 1.0
     idx = np.empty(BLOCK, np.int32)
-    hist = np.zeros((4, 2 * nb), np.int64)  # unweighted bins: rows by (bin, label), 4 copies against store stalls
-    lb = np.zeros((4, 3, nb))
+    hist = np.zeros(2 * nb, np.int64)  # unweighted bins: rows by (bin, label), exact integers
+    lb = np.zeros((3, nb))
     i = 0
     while i < n:
         end = min(i + BLOCK, n)
@@ -108,33 +108,29 @@ def _binary_prob(y, p, w, weighted, eps, n_bins, s, c, bs, bc, bn):  # pragma: n
         if bad:
             return i
         if weighted:
-            lb[:, :, :] = 0.0
+            lb[:, :] = 0.0
             for j in range(i, end):
                 b = idx[j - i]
-                r = j & 3
                 wj = np.float64(w[j])
-                lb[r, 0, b] += wj
-                lb[r, 1, b] += wj * np.float64(p[j])
-                lb[r, 2, b] += wj * np.float64(y[j])
+                lb[0, b] += wj
+                lb[1, b] += wj * np.float64(p[j])
+                lb[2, b] += wj * np.float64(y[j])
                 bn[b] += 1
-            for r in range(3):
-                for k in range(nb):
-                    _add(bs[r], bc[r], k, lb[0, r, k] + lb[1, r, k] + lb[2, r, k] + lb[3, r, k])
+            _flush_rows(bs, bc, lb)
         else:
-            lb[:, 1, :] = 0.0
+            lb[1, :] = 0.0
             for j in range(i, end):
                 b = idx[j - i]
-                r = j & 3
-                hist[r, 2 * b + y[j]] += 1
-                lb[r, 1, b] += np.float64(p[j])
+                hist[2 * b + y[j]] += 1
+                lb[1, b] += np.float64(p[j])
             for k in range(nb):
-                _add(bs[1], bc[1], k, lb[0, 1, k] + lb[1, 1, k] + lb[2, 1, k] + lb[3, 1, k])
+                _add(bs[1], bc[1], k, lb[1, k])
         _flush(s, c, a0, a1, a2, a3, a4, a5)
         i = end
     if not weighted:  # integer counts: exact
         for k in range(nb):
-            neg = hist[0, 2 * k] + hist[1, 2 * k] + hist[2, 2 * k] + hist[3, 2 * k]
-            pos = hist[0, 2 * k + 1] + hist[1, 2 * k + 1] + hist[2, 2 * k + 1] + hist[3, 2 * k + 1]
+            neg = hist[2 * k]
+            pos = hist[2 * k + 1]
             bn[k] += neg + pos
             _add(bs[0], bc[0], k, np.float64(neg + pos))
             _add(bs[2], bc[2], k, np.float64(pos))
