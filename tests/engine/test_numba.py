@@ -105,3 +105,39 @@ def test_nan_and_inf_rows_match_the_reference(rng):
         slow = sparse_categorical_cross_entropy(y, x, from_logits=True, reduction="none", return_grad=True)
     np.testing.assert_allclose(fast[0], slow[0], rtol=1e-12, equal_nan=True)
     np.testing.assert_allclose(fast[1], slow[1], rtol=1e-12, atol=1e-15, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_every_option(dtype, rng):
+    for shape in [(1,), (7, 33), (3, 4, 130)]:
+        z = rng.normal(0, 4, shape).astype(dtype)
+        z.flat[::7] *= 40  # large |z|
+        y = (rng.uniform(size=shape) > 0.5).astype(dtype)
+        y.flat[::5] = 0.3
+        pw = rng.uniform(0.5, 3, shape[-1]).astype(dtype)
+        sw = rng.uniform(0, 2, shape).astype(dtype)
+        sw.flat[::4] = 0.0
+        for reduction, e, pos, wts in itertools.product(["mean", "sum", "none"], [0.0, 0.2],
+                                                         [None, "vector", "scalar"], [None, "full", "vector"]):
+            pwv = {None: None, "vector": pw, "scalar": np.asarray(1.7, dtype)}[pos]
+            swv = {None: None, "full": sw, "vector": sw.reshape(-1)[: shape[-1]]}[wts]
+            opts = dict(label_smoothing=e, reduction=reduction)
+            want_l, want_g = ref.binary(y, z, weights=swv, pos_weight=pwv, **opts)
+            for grad in (False, True):
+                loss, g = _fused.fused_binary_ce(
+                    y, z, weights=None if swv is None else np.broadcast_to(swv, shape),
+                    pos_weight=None if pwv is None else np.broadcast_to(pwv, shape), return_grad=grad, **opts,
+                )
+                assert loss.dtype == dtype
+                assert_close(loss, want_l, dtype)
+                if grad:
+                    assert_close(g, want_g, dtype)
+
+
+def test_binary_non_finite_logits_decline_to_numpy(rng):
+    z = rng.normal(size=(4, 50))
+    z[0, 0] = np.inf
+    y = (rng.uniform(size=z.shape) > 0.5).astype(np.float64)
+    out = _fused.fused_binary_ce(y, z, weights=None, pos_weight=None, label_smoothing=0.0, reduction="sum",
+                                 return_grad=False)
+    assert out is NotImplemented

@@ -20,7 +20,7 @@ from xent.engine._rows import _limits
 from xent.engine._softmax import softmax_family
 from xent.engine._threads import get_num_threads
 
-__all__ = ["ENABLED", "fused_softmax_family", "fused_sparse_ce", "numba_kernels"]
+__all__ = ["ENABLED", "fused_binary_ce", "fused_softmax_family", "fused_sparse_ce", "numba_kernels"]
 
 ENABLED = os.environ.get("XENT_NUMBA", "1") != "0"
 _module: list[Any] = []
@@ -127,6 +127,66 @@ def fused_sparse_ce(
     if reduction == "none":
         return out.astype(dtype).reshape(labels.shape), grad
     total = float(out.sum())
+    if reduction == "sum":
+        return np.asarray(total, dtype), grad
+    return np.asarray(total / denom if denom != 0 else 0.0, dtype), grad
+
+
+def _periodic(a: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, int] | None:
+    """A broadcast operand as (flat values, period): full arrays, per-last-axis vectors and scalars."""
+    v = np.broadcast_to(a, shape)
+    if v.flags.c_contiguous:
+        return v.reshape(-1), max(v.size, 1)
+    if all(s == 0 for s in v.strides[:-1]):
+        row = np.ascontiguousarray(v[(0,) * (v.ndim - 1)])
+        if row.strides[0] == 0 or row.size == 0:
+            return row[:1].copy(), 1
+        return row, row.size
+    if all(s == 0 for s in v.strides):
+        return np.asarray(v.flat[0]).reshape(1), 1
+    return None
+
+
+def fused_binary_ce(
+    y_true: np.ndarray,
+    logits: np.ndarray,
+    *,
+    weights: Any,
+    pos_weight: Any,
+    label_smoothing: float,
+    reduction: str,
+    return_grad: bool,
+) -> Any:
+    nb = numba_kernels()
+    shape, dtype = logits.shape, logits.dtype
+    if nb is None or not logits.flags.c_contiguous or logits.ndim == 0:
+        return NotImplemented
+    y = np.broadcast_to(y_true, shape)
+    if not y.flags.c_contiguous or y.dtype != dtype:
+        return NotImplemented
+    sw = _periodic(weights, shape) if weights is not None else (logits.reshape(-1)[:1], 1)
+    pw = _periodic(pos_weight, shape) if pos_weight is not None else (logits.reshape(-1)[:1], 1)
+    if sw is None or pw is None:
+        return NotImplemented
+    z = logits.reshape(-1)
+    if reduction == "mean":
+        denom = float(z.size) if weights is None else float(np.sum(np.broadcast_to(weights, shape), dtype=np.float64))
+    else:
+        denom = 1.0
+    factor = 1.0 / denom if denom != 0 else 0.0
+    g = np.empty(z.shape, dtype) if return_grad else z[:1]
+    out = np.empty(z.shape, dtype) if reduction == "none" else z[:1]
+    with _launch:
+        nb.set_threads(get_num_threads())
+        total, bad = nb.binary_rows(
+            z, y.reshape(-1), sw[0], sw[1], weights is not None, pw[0], pw[1], pos_weight is not None,
+            float(label_smoothing), factor, g, return_grad, out, reduction == "none",
+        )
+    if bad:
+        return NotImplemented  # non-finite logits or targets: the NumPy kernel applies the reference's rules
+    grad = g.reshape(shape) if return_grad else None
+    if reduction == "none":
+        return out.reshape(shape), grad
     if reduction == "sum":
         return np.asarray(total, dtype), grad
     return np.asarray(total / denom if denom != 0 else 0.0, dtype), grad

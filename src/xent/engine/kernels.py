@@ -19,7 +19,7 @@ import numpy as np
 from xent.engine import register
 from xent.engine._binary import binary_ce
 from xent.engine._crossentropy import categorical_ce, sparse_ce
-from xent.engine._fused import fused_softmax_family, fused_sparse_ce
+from xent.engine._fused import fused_binary_ce, fused_softmax_family, fused_sparse_ce
 from xent.engine._softmax import softmax_family
 
 __all__ = ["MIN_ELEMENTS", "calls"]
@@ -81,4 +81,7 @@ def categorical_cross_entropy(logits: np.ndarray, targets: Any, **options: Any) 
 def binary_cross_entropy(y_true: Any, logits: np.ndarray, **options: Any) -> Any:
     if not _takes(logits, y_true):
         return NotImplemented
-    return _counted("binary_cross_entropy", binary_ce(y_true, logits, **options))
+    out = fused_binary_ce(y_true, logits, **options)
+    if out is NotImplemented:
+        out = binary_ce(y_true, logits, **options)
+    return _counted("binary_cross_entropy", out)
