@@ -43,16 +43,6 @@ def _log_p(x: Any, xp: Any, *, axis: int, from_logits: bool, eps: float) -> tupl
     return x, log_probabilities(x, xp)[0], inside
 
 
-def _scale_grad(g: Any, inside: Any, scale: Any, axis: int, xp: Any) -> Any:
-    """Zero the gradient of clipped entries and multiply rows by ``d result / d l_i``."""
-    zero = scalar(0.0, g, xp)  # a 0-d zero broadcasts: no second N x C array
-    if inside is not None:
-        # Clipped entries have derivative 0 (see clip_probabilities).
-        g = xp.where(inside, g, zero)
-    s = xp.expand_dims(scale, axis=axis)
-    return xp.where(s != 0, g * s, zero)
-
-
 def categorical_core(
     t: Any,
     x: Any,
@@ -111,7 +101,12 @@ def categorical_core(
         g = _softmax(x, axis, xp) * xp.sum(a, axis=axis, keepdims=True) - a
     else:
         g = -safe_div(a, x, xp)
-    return result, _scale_grad(g, inside, scale, axis, xp)
+    if inside is not None:
+        # Clipped entries have derivative 0 (see clip_probabilities).
+        g = xp.where(inside, g, xp.zeros_like(g))
+    s = xp.expand_dims(scale, axis=axis)
+    g = xp.where(s != 0, g * s, xp.zeros_like(g))
+    return result, g
 
 
 def sparse_core(
@@ -165,14 +160,20 @@ def sparse_core(
     if not return_grad:
         return result, None
     hit = safe == class_vector(xp.arange(n_classes, device=device_of(x)), x.ndim, axis, xp)
-    a_y = xp.expand_dims(a_y, axis=axis)
     e_c = e / n_classes if e != 0.0 else 0.0
     a_c = e_c * (scalar(1.0, x, xp) if w is None else w)  # the target weight every class gets from smoothing
+    # Fold d result / d l_i into the per-example weights now: each N x C pass costs a fresh array.
+    s = xp.expand_dims(scale, axis=axis)
+    a_y = xp.expand_dims(a_y, axis=axis) * s
+    # s (a_c + [c == y] a_y): the one-hot only ever exists as the boolean mask `hit`.
+    a = xp.where(hit, a_y + a_c * s, a_c * s)
     if from_logits:
-        # d/dz of -sum_c a_c log_softmax(z)_c is p sum(a) - a, with a = a_c + [c == y] a_y.
-        a_sum = a_y + (e if w is None else e_c * xp.sum(class_weights))
-        g = _softmax(x, axis, xp) * a_sum - a_c
-        g = xp.where(hit, g - a_y, g)
+        # d/dz of -sum_c a_c log_softmax(z)_c is p sum(a) - a.
+        a_sum = a_y + s * (e if w is None else e_c * xp.sum(class_weights))
+        g = _softmax(x, axis, xp) * a_sum - a
     else:
-        g = -safe_div(xp.where(hit, a_y + a_c, a_c), x, xp)
-    return result, _scale_grad(g, inside, scale, axis, xp)
+        g = -safe_div(a, x, xp)
+        if inside is not None:
+            g = xp.where(inside, g, zero)  # clipped entries have derivative 0 (see clip_probabilities)
+    # Rows with s = 0 (ignored, zero weight, empty mean) are 0 even where p is not finite.
+    return result, xp.where(s != 0, g, zero)
