@@ -10,7 +10,8 @@ see bench/score_data.py. Each measurement runs in its own fresh process: one
 warm-up, then the best of --reps runs, and that process's peak RSS. Times are
 in-process (file to numbers, no interpreter start-up); xent computes every
 metric (log loss, NE, Brier, accuracy, calibration, 15 reliability bins,
-per-class tables), the peers only the clipped log loss. sklearn gets the same
+per-class tables), the peers only the clipped log loss, each in the fastest
+formulation we found for it. sklearn gets the same
 clipping: predictions are clipped at float32 eps in float64 before the call.
 """
 
@@ -42,8 +43,10 @@ def xent_run():
 def polars_run():
     import polars as pl
     if kind == "binary":
+        # the fastest of the formulations tried (when/then was 2-3x slower in Polars 2.1)
         p = pl.col("prob").cast(pl.Float64).clip(EPS, 1 - EPS)
-        loss = pl.when(pl.col("label") == 1).then(-p.log()).otherwise(-(1 - p).log())
+        y = pl.col("label").cast(pl.Float64)
+        loss = -(y * p.log() + (1 - y) * (1 - p).log())
     else:
         py = pl.coalesce([pl.when(pl.col("label") == c).then(pl.col(f"p{c}")) for c in range(K)]).cast(pl.Float64)
         loss = -py.clip(EPS, 1 - EPS).log()
@@ -54,7 +57,8 @@ def duckdb_run():
     import duckdb
     if kind == "binary":
         c = "greatest(least(prob::DOUBLE, 1 - %%r), %%r)" %% (EPS, EPS)
-        sql = f"SELECT avg(CASE WHEN label = 1 THEN -ln({c}) ELSE -ln(1 - {c}) END) FROM read_parquet('{path}')"
+        # one log per row: the fastest of the formulations tried in DuckDB
+        sql = f"SELECT -avg(ln(CASE WHEN label = 1 THEN {c} ELSE 1 - {c} END)) FROM read_parquet('{path}')"
     else:
         py = "CASE label " + " ".join(f"WHEN {c} THEN p{c}" for c in range(K)) + " END"
         sql = f"SELECT avg(-ln(greatest(least(({py})::DOUBLE, 1 - {EPS!r}), {EPS!r}))) FROM read_parquet('{path}')"
