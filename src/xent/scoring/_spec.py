@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from xent._lib.validation import check_choice
@@ -99,7 +99,6 @@ class ScoreSpec:
     on_invalid: OnInvalid = "error"
     n_bins: int = 15
     eps: float | str = "auto"
-    _multiclass: bool | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pred", _as_tuple(self.pred))
@@ -125,14 +124,10 @@ class ScoreSpec:
                     f"`pred` names {len(self.pred)} columns but `classes` lists {len(self.classes)} classes; "
                     "give one column per class"
                 )
-        if len(self.pred) == 2 and self.classes is None:
-            pass  # two columns: a 2-class multi-class input, classes 0, 1
 
     @property
     def multiclass(self) -> bool | None:
         """True: multi-class; False: binary; None: decided by the data (a list column)."""
-        if self._multiclass is not None:
-            return self._multiclass
         if len(self.pred) > 1:
             return True
         if self.classes is not None and len(self.classes) > 2:
