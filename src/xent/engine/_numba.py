@@ -181,6 +181,53 @@ def softmax_rows(x, out, bad, low, high, log):  # noqa: ANN001, ANN201
                 out[i, j] *= inv
 
 
+@njit(inline="always", fastmath=_FAST)
+def _sparse_row(i, xr, er, s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor, want_grad,
+                out, bad, low, high):  # noqa: ANN001, ANN202
+    """Finish example ``i`` from its exps ``er`` (the gradient row when ``want_grad``) and their sum ``s``."""
+    c = xr.shape[0]
+    ec = e / c
+    if not (s >= low and s <= high):
+        bad[i] = 1
+        return
+    yi = y[i]
+    kept = not (has_ignore and yi == ignore)
+    ys = yi if kept else 0
+    si = 0.0
+    if kept:
+        si = sw[i] if has_sw else 1.0
+    wy = w[ys] if has_w else 1.0
+    lab = (1.0 - e) * wy  # weight of the label's own log-probability
+    big_w = lab + ec * wsum  # W = sum_c w_c q_c
+    loss = big_w * math.log(s)
+    if lab != 0.0:
+        loss -= lab * np.float64(xr[ys])
+    if e > 0.0:
+        sx = 0.0
+        for j in range(c):
+            wj = w[j] if has_w else 1.0
+            if wj != 0.0:  # a zero weight on a -inf logit is 0, as in the reference
+                sx += wj * np.float64(xr[j])
+        loss -= ec * sx
+    out[i] = si * loss if si != 0.0 else 0.0
+    if want_grad:
+        scale = si * factor
+        coef = cast_like(scale * big_w / s, xr[0])
+        if e > 0.0:
+            sub = cast_like(scale * ec, xr[0])
+            for j in range(c):
+                wj = cast_like(w[j] if has_w else 1.0, xr[0])
+                er[j] = er[j] * coef - sub * wj
+        else:
+            for j in range(c):
+                er[j] *= coef
+        er[ys] -= cast_like(scale * lab, xr[0])
+
+
+_SMALL_C = 64  # below this many classes, exps are taken over whole row blocks (one long vector loop)
+_BLOCK_ROWS = 512
+
+
 @njit(parallel=True, fastmath=_FAST, cache=True)
 def sparse_rows(x, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor, g, want_grad,
                 out, bad, low, high):  # noqa: ANN001, ANN201
@@ -191,46 +238,30 @@ def sparse_rows(x, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
     1 / denominator (mean).
     """
     n, c = x.shape
-    ec = e / c
-    for i in prange(n):
-        yi = y[i]
-        kept = not (has_ignore and yi == ignore)
-        ys = yi if kept else 0
-        si = 0.0
-        if kept:
-            si = sw[i] if has_sw else 1.0
-        wy = w[ys] if has_w else 1.0
-        lab = (1.0 - e) * wy  # weight of the label's own log-probability
-        big_w = lab + ec * wsum  # W = sum_c w_c q_c
-        xr = x[i]
-        s = _exp_store_sum(xr, g[i]) if want_grad else _exp_sum(xr)
-        if not (s >= low and s <= high):
-            bad[i] = 1
-            continue
-        loss = big_w * math.log(s)
-        if lab != 0.0:
-            loss -= lab * np.float64(xr[ys])
-        if e > 0.0:
-            sx = 0.0
+    if c >= _SMALL_C:
+        for i in prange(n):
+            xr = x[i]
+            er = g[i] if want_grad else xr
+            s = _exp_store_sum(xr, er) if want_grad else _exp_sum(xr)
+            _sparse_row(i, xr, er, s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
+                        want_grad, out, bad, low, high)
+        return
+    # Few classes: a row is too short for SIMD, so exponentiate a block of rows as one flat vector.
+    n_blocks = (n + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    for b in prange(n_blocks):
+        r0 = b * _BLOCK_ROWS
+        r1 = min(n, r0 + _BLOCK_ROWS)
+        xf = x[r0:r1].reshape(-1)
+        ef = g[r0:r1].reshape(-1) if want_grad else np.empty(xf.shape[0], x.dtype)
+        for k in range(xf.shape[0]):
+            ef[k] = fast_exp(xf[k])
+        for i in range(r0, r1):
+            er = ef[(i - r0) * c : (i - r0 + 1) * c]
+            s = 0.0
             for j in range(c):
-                wj = w[j] if has_w else 1.0
-                if wj != 0.0:  # a zero weight on a -inf logit is 0, as in the reference
-                    sx += wj * np.float64(xr[j])
-            loss -= ec * sx
-        out[i] = si * loss if si != 0.0 else 0.0
-        if want_grad:
-            scale = si * factor
-            gr = g[i]
-            coef = cast_like(scale * big_w / s, xr[0])
-            if e > 0.0:
-                sub = cast_like(scale * ec, xr[0])
-                for j in range(c):
-                    wj = cast_like(w[j] if has_w else 1.0, xr[0])
-                    gr[j] = gr[j] * coef - sub * wj
-            else:
-                for j in range(c):
-                    gr[j] *= coef
-            gr[ys] -= cast_like(scale * lab, xr[0])
+                s += np.float64(er[j])
+            _sparse_row(i, x[i], er, s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
+                        want_grad, out, bad, low, high)
 
 
 @njit(cache=True)
