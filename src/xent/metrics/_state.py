@@ -78,6 +78,18 @@ def _label_array(y: Any) -> np.ndarray:
     raise TypeError(f"`y_true` must hold integer class codes, got dtype {a.dtype}")
 
 
+def _class_major(P: np.ndarray, by_row: bool) -> np.ndarray:
+    """``P.T`` (shape (K, n)) in the memory order its kernel reads fastest.
+
+    The probability kernel walks each class over a block of rows (wants a contiguous
+    (K, n) array); the logit kernel walks each row over its classes (wants a
+    row-major (n, K) array, seen through ``.T``). At most one transposing copy.
+    """
+    if by_row:
+        return np.ascontiguousarray(P).T
+    return np.ascontiguousarray(P.T)
+
+
 class _State:
     _n_sums = 0
 
@@ -277,7 +289,8 @@ class MulticlassState(_State):
         bs, bc, bn = np.zeros((3, nb)), np.zeros((3, nb)), np.zeros(nb, dtype=np.int64)
         eps = 0.0 if self.from_logits else _resolve_eps(self.eps, P.dtype)
         first = kernels().multiclass_kernel(
-            y if y.dtype in (np.int8, np.int64) else y.astype(np.int64), P.T, w if w is not None else np.zeros(1),
+            y if y.dtype in (np.int8, np.int64) else y.astype(np.int64), _class_major(P, self.from_logits),
+            w if w is not None else np.zeros(1),
             w is not None, self.from_logits, eps, self.tolerance, nb, s, c, cs, cc, cn, bs, bc, bn)
         if first >= 0:
             return int(first)
