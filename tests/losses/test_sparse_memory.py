@@ -69,7 +69,9 @@ def compare(backend, labels, x, *, ignore_index=None, weights=None, **options):
 @pytest.mark.parametrize(
     ("ignore_index", "reduction", "from_logits", "smoothing", "use_cw", "use_weights", "axis"), CASES
 )
-def test_sparse_equals_one_hot(backend, rng, ignore_index, reduction, from_logits, smoothing, use_cw, use_weights, axis):
+def test_sparse_equals_one_hot(
+    backend, rng, ignore_index, reduction, from_logits, smoothing, use_cw, use_weights, axis
+):
     labels, x = make_inputs(rng, from_logits=from_logits, axis=axis)
     if ignore_index is not None:
         labels = np.where(rng.random(labels.shape) < 0.3, ignore_index, labels)
