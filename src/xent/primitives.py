@@ -39,8 +39,8 @@ def _shifted_lse(x: Any, axis: int, xp: Any) -> tuple[Any, Any, Any]:
     at_max = shifted == 0
     # Ties at the max count 1 each; "- 1" removes the one maximum that log1p stands for
     # (an all -inf row has no term at 0, so rest = -1 and log1p(-1) = -inf, as it should).
-    n_max = xp.sum(xp.astype(at_max, x.dtype), axis=axis, keepdims=True)
-    rest = xp.sum(xp.where(at_max, xp.zeros_like(e), e), axis=axis, keepdims=True) + (n_max - 1)
+    n_max = xp.sum(at_max, axis=axis, dtype=x.dtype, keepdims=True)
+    rest = xp.sum(xp.where(at_max, scalar(0.0, e, xp), e), axis=axis, keepdims=True) + (n_max - 1)
     return m, shifted, xp.log1p(rest)
 
 
