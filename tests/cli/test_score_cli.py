@@ -267,3 +267,12 @@ def test_threads_option_same_numbers(data):
     two = xent("score", str(tmp / "b.parquet"), "--label", "y", "--prob", "p", "--threads", "2", "--json")
     assert json.loads(one.stdout)["metrics"] == json.loads(two.stdout)["metrics"]
     fails(xent("score", str(tmp / "b.parquet"), "--label", "y", "--prob", "p", "--threads", "0"), "--threads")
+
+
+def test_infinite_log_loss_is_null_in_json(tmp_path):
+    f = _csv(tmp_path / "i.csv", "y,p", ["1,0.0", "0,0.5"])
+    proc = xent("score", f, "--label", "y", "--prob", "p", "--eps", "0", "--json")
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout)["metrics"]
+    assert m["log_loss"] is None and m["perplexity"] is None and m["brier"] == pytest.approx((1 + 0.25) / 2)
+    assert "inf" in xent("score", f, "--label", "y", "--prob", "p", "--eps", "0").stdout

@@ -94,7 +94,8 @@ class Reliability:
 
 
 def _json(x: float) -> float | None:
-    return None if isinstance(x, float) and math.isnan(x) else x
+    """JSON has no NaN or infinity: undefined (NaN) and infinite (eps=0, p=0) values become null."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class _Common:
     def _common_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
-            "weight": self.weight,
+            "weight": _json(self.weight),
             "log_loss": _json(self.log_loss),
             "log_loss_bits": _json(self.log_loss_bits),
             "perplexity": _json(self.perplexity),

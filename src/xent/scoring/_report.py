@@ -50,7 +50,7 @@ class ScoreReport:
         return self.result.rows / self.seconds if self.seconds > 0 else math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (NaN becomes None)."""
+        """A JSON-able dict (NaN and infinite values become None: JSON has neither)."""
         return {
             "metrics": self.result.to_dict(),
             "skipped_rows": dict(self.skipped),
