@@ -249,3 +249,24 @@ def test_merge_associative_and_commutative(seed, parts):
         if isinstance(v, float):
             assert right[key] == pytest.approx(v, rel=1e-14, nan_ok=True), key
             assert swapped[key] == pytest.approx(v, rel=1e-14, nan_ok=True), key
+
+
+def test_fast_log_within_one_ulp():
+    import numba
+
+    from xent.metrics._fastlog import fast_log
+
+    @numba.njit
+    def logs(x):
+        out = np.empty_like(x)
+        for i in range(x.shape[0]):
+            out[i] = fast_log(x[i])
+        return out
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([10.0 ** rng.uniform(-310, 0, 20000), rng.random(20000), 1 - rng.random(2000) * 1e-7,
+                        [5e-324, 2.2250738585072014e-308, 0.5, 1.0, np.sqrt(2.0), np.nextafter(1.0, 0.0)]])
+    got, ref = logs(x), np.log(x)
+    ulp = np.abs(got - ref) / np.spacing(np.abs(ref).clip(1e-300))
+    assert ulp.max() <= 1.0
+    assert logs(np.array([0.0]))[0] == -np.inf
