@@ -277,7 +277,10 @@ def sparse_denominator(y, ignore, has_ignore, w, has_w, sw, has_sw):  # noqa: AN
 
 
 def set_threads(n: int) -> None:
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+    # numba.set_num_threads costs milliseconds even when nothing changes: only call it on a change.
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
 
 
 @njit(inline="always", fastmath=_FAST)
