@@ -24,11 +24,12 @@ def _engine(op: str, x: Any, axis: int, xp: Any) -> Any:
     return engine.dispatch(op, x, axis=axis)
 
 
-def _shifted_lse(x: Any, axis: int, xp: Any) -> tuple[Any, Any, Any]:
-    """Return ``(m, x - m, lse(x - m))`` with keepdims, ``m`` the row max (0 where not finite).
+def _softmax_parts(x: Any, axis: int, xp: Any) -> tuple[Any, Any, Any, Any]:
+    """Return ``(m, x - m, exp(x - m), rest)`` with keepdims, ``m`` the row max (0 where not finite).
 
-    ``lse(x - m) = log1p(sum of the terms other than one maximum)``: the maximal term is
-    exactly 1, and log1p keeps the relative accuracy of a tiny loss that log(1 + tiny) drops.
+    ``rest`` is the sum of the exp terms other than one maximum, so that
+    ``sum exp(x - m) = 1 + rest``, ``lse(x - m) = log1p(rest)`` and
+    ``softmax(x) = exp(x - m) / (1 + rest)``: one exp serves the loss and its gradient.
     """
     m = xp.max(x, axis=axis, keepdims=True)
     # A row that is all -inf (or holds +inf) has a non-finite max: shift by 0 instead,
@@ -41,6 +42,16 @@ def _shifted_lse(x: Any, axis: int, xp: Any) -> tuple[Any, Any, Any]:
     # (an all -inf row has no term at 0, so rest = -1 and log1p(-1) = -inf, as it should).
     n_max = xp.sum(at_max, axis=axis, dtype=x.dtype, keepdims=True)
     rest = xp.sum(xp.where(at_max, scalar(0.0, e, xp), e), axis=axis, keepdims=True) + (n_max - 1)
+    return m, shifted, e, rest
+
+
+def _shifted_lse(x: Any, axis: int, xp: Any) -> tuple[Any, Any, Any]:
+    """Return ``(m, x - m, lse(x - m))`` with keepdims (see :func:`_softmax_parts`).
+
+    The maximal term is exactly 1, and log1p of the others keeps the relative
+    accuracy of a tiny loss that log(1 + tiny) drops.
+    """
+    m, shifted, _, rest = _softmax_parts(x, axis, xp)
     return m, shifted, xp.log1p(rest)
 
 

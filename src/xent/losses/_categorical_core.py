@@ -22,7 +22,7 @@ from xent._lib.namespace import device_of, scalar
 from xent.losses._binary_core import _focal_power_derivative
 from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
-from xent.primitives import _log_softmax, _softmax
+from xent.primitives import _log_softmax, _softmax, _softmax_parts
 
 __all__ = ["categorical_core", "class_vector", "sparse_core"]
 
@@ -146,14 +146,28 @@ def sparse_core(
     # Weight of log p_y, 0 for ignored examples too: their placeholder loss (and its autograd) stays finite.
     ok = valid if keep is None else valid & keep
     a_y = xp.where(ok, (1.0 - e) * w_y, zero)
-    x, logp, inside = _log_p(x, xp, axis=axis, from_logits=from_logits, eps=eps)
-    logp_y = xp.squeeze(xp.take_along_axis(logp, safe, axis=axis), axis=axis)
-    per = -safe_mul(a_y, logp_y, xp)
-    if e != 0.0:
-        # e/C sum_c w_c (-log p_c): the smoothing term as a reduction.
-        smooth = xp.sum(logp if w is None else safe_mul(w, logp, xp), axis=axis)
-        per = per - (e / n_classes) * smooth
-    del logp  # the gradient below never needs it: keep one N x C array less alive
+    if from_logits:
+        # log p = shifted - lse with shifted = z - max(z): gather and reduce `shifted`
+        # instead of materialising log_softmax, and keep exp(shifted) for the gradient.
+        _, shifted, ex, rest = _softmax_parts(x, axis, xp)
+        lse = xp.log1p(rest)
+        logp_y = xp.squeeze(xp.take_along_axis(shifted, safe, axis=axis) - lse, axis=axis)
+        per = -safe_mul(a_y, logp_y, xp)
+        if e != 0.0:
+            # e/C sum_c w_c (lse - shifted_c): both parts >= 0 (shifted <= 0), so no cancellation.
+            w_sum = n_classes if w is None else xp.sum(class_weights)
+            w_shift = xp.sum(shifted if w is None else safe_mul(w, shifted, xp), axis=axis, keepdims=True)
+            per = per - (e / n_classes) * xp.squeeze(w_shift - w_sum * lse, axis=axis)
+        del shifted
+    else:
+        x, logp, inside = _log_p(x, xp, axis=axis, from_logits=False, eps=eps)
+        logp_y = xp.squeeze(xp.take_along_axis(logp, safe, axis=axis), axis=axis)
+        per = -safe_mul(a_y, logp_y, xp)
+        if e != 0.0:
+            # e/C sum_c w_c (-log p_c): the smoothing term as a reduction.
+            smooth = xp.sum(logp if w is None else safe_mul(w, logp, xp), axis=axis)
+            per = per - (e / n_classes) * smooth
+        del logp  # the gradient below never needs it: keep one N x C array less alive
     result, scale = reduce_losses(
         per, xp, reduction=reduction, sample_weights=sample_weights, norm_weights=norm, keep=keep
     )
@@ -170,7 +184,8 @@ def sparse_core(
     if from_logits:
         # d/dz of -sum_c a_c log_softmax(z)_c is p sum(a) - a.
         a_sum = a_y + s * (e if w is None else e_c * xp.sum(class_weights))
-        g = _softmax(x, axis, xp) * a_sum - a
+        # softmax = exp(shifted) / (1 + rest): reuse the forward's exp, one N x C pass less.
+        g = ex * (a_sum / (1.0 + rest)) - a
     else:
         g = -safe_div(a, x, xp)
         if inside is not None:
