@@ -250,3 +250,24 @@ def test_options_cross_product_small():
         up = torch.linspace(-1, 2, ref.numel(), dtype=ref.dtype).reshape(ref.shape)
         for g1, g2 in zip(grads(ours, (hidden, weight, b), up), grads(ref, (hidden, weight, b), up)):
             assert_close(g1, g2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_bfloat16_staged_gradient_rows_flush_in_pieces(monkeypatch, reduction):
+    """Low-precision gradient rows are staged; several flushes (one partial) equal one."""
+    import xent.torch._linear as lin
+
+    hidden, weight, b, _ = make_problem(n=50, d=16, v=40, dtype=torch.float64)
+    hidden, weight, b = ((x.detach() * 0.5).to(torch.bfloat16).requires_grad_() for x in (hidden, weight, b))
+    target = torch.randint(0, 40, (50,), generator=torch.Generator().manual_seed(4))
+    up = torch.randn(50 if reduction == "none" else (), generator=torch.Generator().manual_seed(5))
+
+    def run():
+        out = xt.linear_cross_entropy(hidden, weight, target, bias=b, reduction=reduction, chunk_size=8)
+        return torch.autograd.grad(out, (hidden, weight, b), up)
+
+    whole = run()
+    monkeypatch.setattr(lin, "stage_rows", lambda rows, v: 2 * rows)  # 16-row stages: 50 = 3 x 16 + 2
+    pieces = run()
+    for g1, g2 in zip(pieces, whole):
+        assert_close(g1.float(), g2.float(), rtol=1e-2, atol=1e-2 * g2.float().abs().max().item())

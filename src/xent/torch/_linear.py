@@ -4,7 +4,10 @@ Rows of ``hidden`` are processed ``chunk_size`` at a time: one float32 buffer of
 ``chunk_size x V`` logits is computed, turned in place into the gradient of the
 loss with respect to those logits (:func:`xent.torch._kernel.rows_loss_`), and
 immediately contracted into ``grad_hidden`` (``g @ W``) and a float32
-``grad_weight`` accumulator (``g.T @ h``). For ``reduction="mean"``/``"sum"``
+``grad_weight`` accumulator (``g.T @ h``). For bfloat16/float16 inputs the
+gradient rows are first staged in the input dtype (about 128 MiB) so that the
+float32 accumulator, read and written once per contraction, is not swept once
+per small chunk. For ``reduction="mean"``/``"sum"``
 the gradients are computed during the forward pass (as Liger Kernel does) and
 only scaled by the upstream scalar in backward, so forward + backward costs
 three matmuls, like the unfused code. ``reduction="none"`` cannot be handled
@@ -38,26 +41,39 @@ def _chunk_logits(buf, h, weight, bias, cdt):
             buf.add_(bias.to(cdt))
 
 
-def _chunk_backward(g, h, weight, grad_h, grad_w, grad_b, need_h, need_w, need_b, cdt, v_block=8192):
-    """grad_h[:] = g @ W; grad_w += g.T @ h (float32 accumulator); grad_b += sum g."""
-    if need_b:
-        grad_b.add_(g.sum(0))
-    if weight.dtype == cdt:
-        if need_h:
-            torch.mm(g, weight, out=grad_h)
-        if need_w:
-            grad_w.addmm_(g.t(), h)
-        return
-    # Low precision: the matmuls run natively (float32 accumulation inside the kernel, 2-3x
-    # faster than upcasting); each chunk's g.T @ h is added to the float32 accumulator in
-    # blocks of vocabulary rows, so no V x d low-precision temporary exists.
-    gl = g.to(weight.dtype)
+def _backward_fp(g, h, weight, grad_h, grad_w, need_h, need_w):
+    """Full-precision chunk: grad_h[:] = g @ W; grad_w += g.T @ h (accumulated inside the GEMM)."""
+    if need_h:
+        torch.mm(g, weight, out=grad_h)
+    if need_w:
+        grad_w.addmm_(g.t(), h)
+
+
+def _backward_low(gl, h, weight, grad_h, grad_w, need_h, need_w, v_block=4096):
+    """Low-precision staged rows: grad_h[:] = g @ W natively; grad_w += g.T @ h in float32.
+
+    ``g @ W`` runs in the input dtype (float32 accumulation inside the kernel, rounded once
+    like the unfused code). ``g.T @ h`` goes straight into the float32 accumulator with a
+    float32 GEMM over blocks of vocabulary rows: a low-precision product added to a
+    float32 buffer would cost a slow mixed-dtype pass over V x d per stage.
+    """
     if need_h:
         torch.mm(gl, weight, out=grad_h)
     if need_w:
+        hf = h.float()
         for start in range(0, gl.shape[1], v_block):
             stop = min(start + v_block, gl.shape[1])
-            grad_w[start:stop].add_(gl[:, start:stop].t() @ h)
+            grad_w[start:stop].addmm_(gl[:, start:stop].t().float(), hf)
+
+
+def stage_rows(rows: int, num_classes: int, *, target_bytes: int = 128 * 2**20) -> int:
+    """Rows of low-precision gradient staged before one pass over the float32 grad_weight.
+
+    Each pass reads and writes all of V x d x 4 bytes, so staging several small softmax
+    chunks (about ``target_bytes`` of bf16 gradient) keeps that traffic from dominating.
+    """
+    group = max(1, target_bytes // (2 * max(num_classes, 1) * rows))
+    return rows * group
 
 
 def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: int, *, scale, lse=None,
@@ -68,7 +84,12 @@ def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: 
     cdt = torch.promote_types(hidden.dtype, torch.float32)
     safe, valid, _ = row_weights(target, class_weights, opts.ignore_index, cdt)
     sum_w = 1.0 * v if class_weights is None else class_weights.sum()
+    need_h, need_w, need_b = need
     buf = torch.empty((min(rows, n), v), dtype=cdt, device=hidden.device)
+    low = scale is not None and weight.dtype != cdt and (need_h or need_w)
+    if low:
+        stage = torch.empty((min(stage_rows(rows, v), n), v), dtype=weight.dtype, device=hidden.device)
+        staged_from = 0
     losses = [] if lse is None else None
     lses = [] if lse is None else None
     for start in range(0, n, rows):
@@ -84,8 +105,18 @@ def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: 
         if lse is None:
             losses.append(l_c)
             lses.append(lse_c)
-        if s is not None:
-            _chunk_backward(b, h, weight, None if grad_h is None else grad_h[start:stop], grad_w, grad_b, *need, cdt)
+        if s is None:
+            continue
+        if need_b:
+            grad_b.add_(b.sum(0))
+        if not low:
+            _backward_fp(b, h, weight, None if grad_h is None else grad_h[start:stop], grad_w, need_h, need_w)
+            continue
+        stage[start - staged_from : stop - staged_from].copy_(b)
+        if stop - staged_from == stage.shape[0] or stop == n:
+            _backward_low(stage[: stop - staged_from], hidden[staged_from:stop], weight,
+                          None if grad_h is None else grad_h[staged_from:stop], grad_w, need_h, need_w)
+            staged_from = stop
     if lse is not None:
         return None, None, valid
     if n == 0:
