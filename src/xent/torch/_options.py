@@ -23,7 +23,17 @@ from xent._lib.validation import (
 )
 from xent.torch._kernel import LossOptions
 
-__all__ = ["Reduction", "check_options", "check_target", "check_class_weights", "check_chunk_size", "compiling"]
+__all__ = [
+    "Reduction",
+    "check_chunk_size",
+    "check_class_weights",
+    "check_options",
+    "check_target",
+    "check_tensor",
+    "compiling",
+    "compute_dtype",
+    "default_rows",
+]
 
 Reduction = Literal["mean", "sum", "none"]
 
