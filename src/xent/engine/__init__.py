@@ -39,6 +39,15 @@ The kernels split the rows into cache-sized tiles and run them on a pool of
 threads (NumPy releases the GIL inside ufuncs). :func:`set_num_threads` (also
 ``xent.set_num_threads``), else the environment variable ``XENT_NUM_THREADS``,
 else the number of CPUs available sets how many.
+
+Kernels
+-------
+``xent.engine.kernels`` (imported on the first dispatch) registers them. With
+numba installed (``pip install xent[fast]``), C-contiguous inputs with the
+classes on the last axis run fused single-sweep kernels (``_numba.py``,
+compiled on first use and cached on disk; ``XENT_NUMBA=0`` turns them off);
+everything else runs blocked NumPy kernels (``_softmax.py``,
+``_crossentropy.py``, ``_binary.py``) on a thread pool.
 """
 
 from __future__ import annotations
