@@ -143,10 +143,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dask_score(args: argparse.Namespace, spec: Any, progress: bool) -> Any:
+    from xent.scoring import ScoreInputError
+
     try:
         from xent import dask as xdask
-
-        fn = xdask.score
-    except (ImportError, AttributeError) as exc:
-        raise CLIError(f'--engine dask is not available ({exc}); install it with: pip install "xent[dask]"') from None
-    return fn(args.paths, spec, scheduler=args.scheduler, workers=args.workers, progress=progress)
+    except ImportError as exc:  # MissingDaskError's message already carries the install hint
+        raise CLIError(f"--engine dask: {exc}") from None
+    try:
+        return xdask.score(args.paths, spec, scheduler=args.scheduler, workers=args.workers, progress=progress)
+    except ScoreInputError:
+        raise  # located input errors: the caller prints them like the local engine's
+    except (ValueError, ConnectionError, OSError) as exc:  # bad --workers, unreachable --scheduler
+        raise CLIError(f"--engine dask: {exc}") from None

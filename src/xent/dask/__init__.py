@@ -119,16 +119,8 @@ def score(
         with open_client(client=client, scheduler=scheduler, workers=workers) as c:
             state = run_parts(c, parts, spec, progress=progress, split_every=split_every)
     if state is None or state.rows == 0:
-        _raise_nothing_to_score(state, sources)
+        from xent.scoring._local import raise_nothing_to_score
+
+        raise_nothing_to_score(state, sources)
     return ScoreReport.from_state(state, spec, sources=sources, engine="dask",
                                   seconds=time.perf_counter() - start)
-
-
-def _raise_nothing_to_score(state: Any, sources: list[str]) -> None:
-    # The local engine's message (xent.scoring._local.score), word for word.
-    from xent.scoring import ScoreInputError
-
-    skipped = sum(state.skipped.values()) if state is not None else 0
-    what = f"all {skipped} rows were skipped as invalid" if skipped else "the input holds no rows"
-    raise ScoreInputError(f"nothing to score: {what}",
-                          source=", ".join(sources[:3]) + (", ..." if len(sources) > 3 else ""))

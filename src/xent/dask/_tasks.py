@@ -18,10 +18,12 @@ __all__ = ["frame_state", "merge_states", "part_state"]
 
 def _row_group_tables(part: Part, spec: Any, batch_rows: int) -> Iterator[tuple[Any, int]]:
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from xent.io import open_parquet
 
     first = part.first_row
-    with pq.ParquetFile(part.path, memory_map=True) as f:
+    # The local reader's settings: with pre_buffer, every row group read stays resident.
+    with open_parquet(part.path) as f:
         if not set(spec.columns) <= set(f.schema_arrow.names):
             # pyarrow would silently drop an unknown column: let the local reader name it
             raise LookupError("missing column")

@@ -45,7 +45,8 @@ def _missing(source: str, wanted: tuple[str, ...], have: list[str]) -> None:
                                   column=col)
 
 
-def _parquet_file(path: str) -> Any:
+def open_parquet(path: str) -> Any:
+    """Open a Parquet file for streaming reads (flat memory, checksums); ScoreInputError if unreadable."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -61,7 +62,7 @@ def count_rows(path: str) -> int | None:
     """Rows in a file when its metadata says so (Parquet, NPY, NPZ); None for CSV."""
     fmt = file_format(path)
     if fmt == "parquet":
-        return _parquet_file(path).metadata.num_rows
+        return open_parquet(path).metadata.num_rows
     if fmt == "npy":
         return int(_load_npy(path).shape[0])
     return None
@@ -78,7 +79,7 @@ def iter_batches(path: str, spec: ScoreSpec, *, batch_rows: int = DEFAULT_BATCH_
 def _parquet(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -> Iterator[Batch]:
     import pyarrow as pa
 
-    pf = _parquet_file(path)
+    pf = open_parquet(path)
     _missing(path, cols, pf.schema_arrow.names)
     row = 0
     want = list(dict.fromkeys(cols))

@@ -122,8 +122,13 @@ def _score(files: list[str], spec: ScoreSpec, threads: int | None, progress: boo
         if bar is not None:
             bar.close()
     if state is None or state.rows == 0:
-        skipped = sum(state.skipped.values()) if state is not None else 0
-        what = f"all {skipped} rows were skipped as invalid" if skipped else "the input holds no rows"
-        raise ScoreInputError(f"nothing to score: {what}", source=", ".join(files[:3]) + (", ..." if len(files) > 3
-                                                                                        else ""))
+        raise_nothing_to_score(state, files)
     return ScoreReport.from_state(state, spec, sources=files, engine="local", seconds=time.perf_counter() - start)
+
+
+def raise_nothing_to_score(state: Any, sources: list[str]) -> None:
+    """The one error for input with no scorable rows (every engine raises it)."""
+    skipped = sum(state.skipped.values()) if state is not None else 0
+    what = f"all {skipped} rows were skipped as invalid" if skipped else "the input holds no rows"
+    raise ScoreInputError(f"nothing to score: {what}",
+                          source=", ".join(sources[:3]) + (", ..." if len(sources) > 3 else ""))
