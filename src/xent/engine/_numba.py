@@ -43,40 +43,6 @@ def _f64_from_bits(typingctx, v):  # noqa: ANN001, ANN202
     return types.float64(types.int64), codegen
 
 
-@intrinsic
-def _bits_of_f64(typingctx, v):  # noqa: ANN001, ANN202
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.int64(types.float64), codegen
-
-
-@njit(inline="always", fastmath=_FAST)
-def _log64(s):  # noqa: ANN001, ANN202
-    # Vectorisable log for normal s > 0: s = 2^k m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(f),
-    # f = (m - 1) / (m + 1), |f| <= 0.172: the odd series to f^21 is below 1e-17 relative.
-    bits = _bits_of_f64(s)
-    k = ((bits >> np.int64(52)) & np.int64(0x7FF)) - np.int64(1023)
-    m = _f64_from_bits((bits & np.int64(0xFFFFFFFFFFFFF)) | np.int64(0x3FF0000000000000))
-    big = m > 1.4142135623730951
-    m = m * 0.5 if big else m
-    k = k + np.int64(1) if big else k
-    f = (m - 1.0) / (m + 1.0)
-    f2 = f * f
-    p = 1.0 / 21.0
-    p = p * f2 + 1.0 / 19.0
-    p = p * f2 + 1.0 / 17.0
-    p = p * f2 + 1.0 / 15.0
-    p = p * f2 + 1.0 / 13.0
-    p = p * f2 + 1.0 / 11.0
-    p = p * f2 + 1.0 / 9.0
-    p = p * f2 + 1.0 / 7.0
-    p = p * f2 + 1.0 / 5.0
-    p = p * f2 + 1.0 / 3.0
-    p = p * f2 + 1.0
-    return np.float64(k) * 0.6931471805599453 + 2.0 * f * p
-
-
 @njit(inline="always", fastmath=_FAST)
 def _exp32(x):  # noqa: ANN001, ANN202
     # exp(x) = 2^n e^r, |r| <= ln2/2 (Cody-Waite split of ln 2); degree-7 Taylor: < 3 ulp.
@@ -216,7 +182,7 @@ def softmax_rows(x, out, bad, low, high, log):  # noqa: ANN001, ANN201
 
 
 @njit(inline="always", fastmath=_FAST)
-def _sparse_row(i, xr, er, s, log_s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor, want_grad,
+def _sparse_row(i, xr, er, s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor, want_grad,
                 out, bad, low, high):  # noqa: ANN001, ANN202
     """Finish example ``i`` from its exps ``er`` (the gradient row when ``want_grad``) and their sum ``s``."""
     c = xr.shape[0]
@@ -233,7 +199,7 @@ def _sparse_row(i, xr, er, s, log_s, y, ignore, has_ignore, w, has_w, wsum, sw, 
     wy = w[ys] if has_w else 1.0
     lab = (1.0 - e) * wy  # weight of the label's own log-probability
     big_w = lab + ec * wsum  # W = sum_c w_c q_c
-    loss = big_w * log_s
+    loss = big_w * math.log(s)
     if lab != 0.0:
         loss -= lab * np.float64(xr[ys])
     if e > 0.0:
@@ -277,7 +243,7 @@ def sparse_rows(x, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
             xr = x[i]
             er = g[i] if want_grad else xr
             s = _exp_store_sum(xr, er) if want_grad else _exp_sum(xr)
-            _sparse_row(i, xr, er, s, math.log(s) if s > 0.0 else 0.0, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
+            _sparse_row(i, xr, er, s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
                         want_grad, out, bad, low, high)
         return
     # Few classes: a row is too short for SIMD, so exponentiate a block of rows as one flat vector.
@@ -289,17 +255,12 @@ def sparse_rows(x, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
         ef = g[r0:r1].reshape(-1) if want_grad else np.empty(xf.shape[0], x.dtype)
         for k in range(xf.shape[0]):
             ef[k] = fast_exp(xf[k])
-        sums = np.zeros(r1 - r0)
-        logs = np.empty(r1 - r0)
-        for r in range(r1 - r0):
-            for j in range(c):
-                sums[r] += np.float64(ef[r * c + j])
-        for r in range(r1 - r0):
-            # Rows outside the normal range are flagged by _sparse_row; log them on a safe value.
-            logs[r] = _log64(sums[r] if sums[r] >= 1e-300 and sums[r] <= 1e300 else 1.0)
         for i in range(r0, r1):
             er = ef[(i - r0) * c : (i - r0 + 1) * c]
-            _sparse_row(i, x[i], er, sums[i - r0], logs[i - r0], y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
+            s = 0.0
+            for j in range(c):
+                s += np.float64(er[j])
+            _sparse_row(i, x[i], er, s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
                         want_grad, out, bad, low, high)
 
 
