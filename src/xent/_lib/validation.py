@@ -114,6 +114,17 @@ def _first_index(mask: np.ndarray) -> tuple[int, ...] | int:
     return idx[0] if len(idx) == 1 else idx
 
 
+def _numpy_within(x: Any, low: float, high: float, *, finite: bool = False) -> bool:
+    """True when NumPy array ``x`` surely lies in [low, high] (finite too, with ``finite``); False means
+    "run the full check". Two reductions, no boolean temporaries the size of ``x``; NaN fails both."""
+    if not isinstance(x, np.ndarray) or x.dtype == object:
+        return False
+    if x.size == 0:
+        return True
+    lo, hi = np.min(x), np.max(x)
+    return bool(lo >= low and hi <= high and (not finite or np.isfinite(hi)))
+
+
 def check_values_in(
     name: str,
     x: Any,
@@ -125,6 +136,8 @@ def check_values_in(
 ) -> None:
     """Every value of ``x`` is in [low, high] and not NaN (skipped when traced)."""
     if x is None or is_traced(x):
+        return
+    if _numpy_within(x, low, high):
         return
     bad = ~((x >= low) & (x <= high))
     if not _any_concrete(bad, xp):
@@ -138,6 +151,8 @@ def check_values_in(
 def check_nonnegative(name: str, x: Any, xp: Any) -> None:
     """Weights: every value finite and >= 0 (skipped when traced)."""
     if x is None or is_traced(x):
+        return
+    if _numpy_within(x, 0, math.inf, finite=True):
         return
     bad = ~((x >= 0) & xp.isfinite(x))
     if not _any_concrete(bad, xp):
@@ -156,6 +171,8 @@ def check_labels(
 ) -> None:
     """Integer labels must be in [0, num_classes) or equal ``ignore_index`` (skipped when traced)."""
     if is_traced(labels):
+        return
+    if _numpy_within(labels, 0, num_classes - 1):
         return
     bad = (labels < 0) | (labels >= num_classes)
     if ignore_index is not None:

@@ -102,31 +102,37 @@ def fused_sparse_ce(
     ignore = int(ignore_index) if has_ignore else 0
     denom = 1.0
     if reduction == "mean":
-        denom = nb.sparse_denominator(y, ignore, has_ignore, w, has_w, sw, has_sw)
+        trivial = not (has_ignore or has_w or has_sw)  # every example counts 1
+        denom = float(n) if trivial else nb.sparse_denominator(y, ignore, has_ignore, w, has_w, sw, has_sw)
     factor = 1.0 / denom if denom != 0 else 0.0
     g = np.empty(x2.shape, dtype) if return_grad else np.empty((1, 1), dtype)
-    out = np.zeros(n, np.float64)
-    bad = np.zeros(n, np.uint8)
+    want_out = reduction == "none"
+    out = np.empty(n, dtype) if want_out else np.empty(1, dtype)
     low, high = _limits(dtype, c)
+    args = (x2, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor, g, return_grad, out, want_out)
     with _launch:
         nb.set_threads(get_num_threads())
-        nb.sparse_rows(
-            x2, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor, g, return_grad, out, bad, low, high
-        )
-    if bad.any():
+        # The sum is reduced per row block inside the kernel: no per-example buffer unless "none" asks for one.
+        total, n_bad = nb.sparse_rows(*args, np.zeros(1, np.uint8), low, high)
+        if n_bad:
+            # Rare: rerun marking the flagged rows (same code, so the same rows) to know which they are.
+            bad = np.zeros(n, np.uint8)
+            total, n_bad = nb.sparse_rows(*args, bad, low, high)
+    if n_bad:
         # Overflowing / underflowing / non-finite rows: the NumPy kernel with the reference's shift.
         idx = np.flatnonzero(bad)
         sub_loss, sub_grad = sparse_ce(
             x2[idx], y[idx], axis=1, class_weights=class_weights, weights=sw[idx] if has_sw else None,
             ignore_index=ignore_index, label_smoothing=e, reduction="none", return_grad=return_grad,
         )
-        out[idx] = sub_loss
+        total += float(np.sum(sub_loss, dtype=np.float64))
+        if want_out:
+            out[idx] = sub_loss
         if return_grad:
             g[idx] = sub_grad * dtype.type(factor)
     grad = g.reshape(logits.shape) if return_grad else None
-    if reduction == "none":
-        return out.astype(dtype).reshape(labels.shape), grad
-    total = float(out.sum())
+    if want_out:
+        return out.reshape(labels.shape), grad
     if reduction == "sum":
         return np.asarray(total, dtype), grad
     return np.asarray(total / denom if denom != 0 else 0.0, dtype), grad

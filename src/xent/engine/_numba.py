@@ -181,98 +181,171 @@ def softmax_rows(x, out, bad, low, high, log):  # noqa: ANN001, ANN201
                 out[i, j] *= inv
 
 
+@intrinsic
+def _bits_of_f64(typingctx, v):  # noqa: ANN001, ANN202
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
 @njit(inline="always", fastmath=_FAST)
-def _sparse_row(i, xr, er, s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor, want_grad,
-                out, bad, low, high):  # noqa: ANN001, ANN202
-    """Finish example ``i`` from its exps ``er`` (the gradient row when ``want_grad``) and their sum ``s``."""
+def _log64(s):  # noqa: ANN001, ANN202
+    """Vectorisable log of a positive normal float64 (a scalar libm call per row cost more than the exps)."""
+    # s = m 2^k with m in [sqrt(1/2), sqrt(2)); log m = log1p(m - 1), m - 1 exact (Sterbenz), and
+    # the atanh series of _log1p64 has |t| <= 0.172 here (< 1e-17 truncation).
+    bits = _bits_of_f64(s)
+    k = (bits >> np.int64(52)) - np.int64(1023)
+    m = _f64_from_bits((bits & np.int64(0x000FFFFFFFFFFFFF)) | np.int64(0x3FF0000000000000))
+    big = m > 1.4142135623730951
+    m = m * 0.5 if big else m
+    kf = np.float64(k) + (1.0 if big else 0.0)
+    # k ln 2 with ln 2 split in two (fdlibm's hi/lo): the high product is exact for |k| < 2^11.
+    return kf * 6.93147180369123816490e-01 + (kf * 1.90821492927058770002e-10 + _log1p64(m - 1.0))
+
+
+@njit(inline="always", fastmath=_FAST)
+def _sparse_loss(i, xr, lse, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e):  # noqa: ANN001, ANN202
+    """Example ``i`` from its logits ``xr`` and ``lse``: ``(s_i l_i, s_i, label weight, W, label)``."""
     c = xr.shape[0]
     ec = e / c
-    if not (s >= low and s <= high):
-        bad[i] = 1
-        return
     yi = y[i]
     kept = not (has_ignore and yi == ignore)
     ys = yi if kept else 0
-    si = 0.0
-    if kept:
-        si = sw[i] if has_sw else 1.0
+    si = (sw[i] if has_sw else 1.0) if kept else 0.0
     wy = w[ys] if has_w else 1.0
     lab = (1.0 - e) * wy  # weight of the label's own log-probability
     big_w = lab + ec * wsum  # W = sum_c w_c q_c
-    loss = big_w * math.log(s)
-    if lab != 0.0:
+    loss = big_w * lse
+    if lab != 0.0:  # a zero weight on a -inf logit is 0, as in the reference
         loss -= lab * np.float64(xr[ys])
     if e > 0.0:
         sx = 0.0
         for j in range(c):
             wj = w[j] if has_w else 1.0
-            if wj != 0.0:  # a zero weight on a -inf logit is 0, as in the reference
+            if wj != 0.0:
                 sx += wj * np.float64(xr[j])
         loss -= ec * sx
-    out[i] = si * loss if si != 0.0 else 0.0
-    if want_grad:
-        scale = si * factor
-        coef = cast_like(scale * big_w / s, xr[0])
-        if e > 0.0:
-            sub = cast_like(scale * ec, xr[0])
-            for j in range(c):
-                wj = cast_like(w[j] if has_w else 1.0, xr[0])
-                er[j] = er[j] * coef - sub * wj
-        else:
-            for j in range(c):
-                er[j] *= coef
-        er[ys] -= cast_like(scale * lab, xr[0])
+    return (si * loss if si != 0.0 else 0.0), si, lab, big_w, ys
+
+
+@njit(inline="always", fastmath=_FAST)
+def _sparse_grad(er, s, si, factor, lab, big_w, ys, e, w, has_w):  # noqa: ANN001, ANN202
+    """Turn the exps ``er`` of one example into its gradient row, in place."""
+    c = er.shape[0]
+    scale = si * factor
+    coef = cast_like(scale * big_w / s, er[0])
+    if e > 0.0:
+        sub = cast_like(scale * e / c, er[0])
+        for j in range(c):
+            wj = cast_like(w[j] if has_w else 1.0, er[0])
+            er[j] = er[j] * coef - sub * wj
+    else:
+        for j in range(c):
+            er[j] *= coef
+    er[ys] -= cast_like(scale * lab, er[0])
 
 
 _SMALL_C = 64  # below this many classes, exps are taken over whole row blocks (one long vector loop)
-_BLOCK_ROWS = 512
+_BLOCK_ROWS = 256
 
 
 @njit(parallel=True, fastmath=_FAST, cache=True)
 def sparse_rows(x, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor, g, want_grad,
-                out, bad, low, high):  # noqa: ANN001, ANN201
-    """Sparse softmax cross-entropy, one row per example.
+                out, want_out, bad, low, high):  # noqa: ANN001, ANN201
+    """Sparse softmax cross-entropy, one row per example; returns ``(sum_i s_i l_i, flagged rows)``.
 
-    ``out[i] = s_i l_i`` (0 for ignored or zero-weight examples); with ``want_grad``,
-    ``g[i] = d(factor * sum_i s_i l_i) / d x[i]``. ``factor`` is 1 (sum, none) or
-    1 / denominator (mean).
+    The sum is float64 partial sums per row block (no per-example buffer). With
+    ``want_out``, ``out[i] = s_i l_i`` (0 for ignored or zero-weight examples); with
+    ``want_grad``, ``g[i] = d(factor * sum_i s_i l_i) / d x[i]``. ``factor`` is 1
+    (sum, none) or 1 / denominator (mean). Flagged rows (sums outside [low, high])
+    are left out of the sum, and marked in ``bad`` when it has one entry per row.
     """
     n, c = x.shape
+    mark = bad.shape[0] == n
+    total = 0.0
+    nbad = 0
     if c >= _SMALL_C:
         for i in prange(n):
             xr = x[i]
             er = g[i] if want_grad else xr
             s = _exp_store_sum(xr, er) if want_grad else _exp_sum(xr)
-            _sparse_row(i, xr, er, s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
-                        want_grad, out, bad, low, high)
-        return
-    # Few classes: a row is too short for SIMD, so exponentiate a block of rows as one flat vector.
+            if not (s >= low and s <= high):
+                nbad += 1
+                if mark:
+                    bad[i] = 1
+                continue
+            wl, si, lab, big_w, ys = _sparse_loss(i, xr, math.log(s), y, ignore, has_ignore, w, has_w, wsum,
+                                                  sw, has_sw, e)
+            total += wl
+            if want_out:
+                out[i] = cast_like(wl, xr[0])
+            if want_grad:
+                _sparse_grad(er, s, si, factor, lab, big_w, ys, e, w, has_w)
+        return total, nbad
+    # Few classes: a row is too short for SIMD, so each step runs over a whole block of rows as one
+    # vector loop: the exps, the row sums, the logs; then the per-example sums.
     n_blocks = (n + _BLOCK_ROWS - 1) // _BLOCK_ROWS
     for b in prange(n_blocks):
         r0 = b * _BLOCK_ROWS
         r1 = min(n, r0 + _BLOCK_ROWS)
+        m = r1 - r0
         xf = x[r0:r1].reshape(-1)
-        ef = g[r0:r1].reshape(-1) if want_grad else np.empty(xf.shape[0], x.dtype)
-        for k in range(xf.shape[0]):
+        ef = g[r0:r1].reshape(-1) if want_grad else np.empty(m * c, x.dtype)
+        s = np.empty(m)
+        lse = np.empty(m)
+        for k in range(m * c):
             ef[k] = fast_exp(xf[k])
-        for i in range(r0, r1):
-            er = ef[(i - r0) * c : (i - r0 + 1) * c]
-            s = 0.0
+        nb = 0
+        for r in range(m):
+            a = 0.0
             for j in range(c):
-                s += np.float64(er[j])
-            _sparse_row(i, x[i], er, s, y, ignore, has_ignore, w, has_w, wsum, sw, has_sw, e, factor,
-                        want_grad, out, bad, low, high)
+                a += np.float64(ef[r * c + j])
+            s[r] = a
+        for r in range(m):
+            ok = s[r] >= low and s[r] <= high
+            nb += 0 if ok else 1
+            lse[r] = _log64(s[r] if ok else 1.0)
+        bt = 0.0
+        if nb == 0 and e == 0.0 and not (want_grad or want_out):
+            # The common forward: l_i = w_y (lse - x_y), a branch-free loop that vectorises.
+            for r in range(m):
+                i = r0 + r
+                yi = y[i]
+                kept = not (has_ignore and yi == ignore)
+                ys = yi if kept else 0
+                v = ((sw[i] if has_sw else 1.0) if kept else 0.0) * (w[ys] if has_w else 1.0)
+                # where, not a product: a zero weight on a -inf logit is 0, as in the reference
+                bt += v * (lse[r] - np.float64(xf[r * c + ys])) if v != 0.0 else 0.0
+        else:
+            for r in range(m):
+                i = r0 + r
+                if nb > 0 and not (s[r] >= low and s[r] <= high):
+                    if mark:
+                        bad[i] = 1
+                    continue
+                xr = xf[r * c : (r + 1) * c]
+                wl, si, lab, big_w, ys = _sparse_loss(i, xr, lse[r], y, ignore, has_ignore, w, has_w, wsum,
+                                                      sw, has_sw, e)
+                bt += wl
+                if want_out:
+                    out[i] = cast_like(wl, xr[0])
+                if want_grad:
+                    _sparse_grad(ef[r * c : (r + 1) * c], s[r], si, factor, lab, big_w, ys, e, w, has_w)
+        total += bt
+        nbad += nb
+    return total, nbad
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def sparse_denominator(y, ignore, has_ignore, w, has_w, sw, has_sw):  # noqa: ANN001, ANN201
     """The mean's denominator ``sum_i s_i k_i w_{y_i}``."""
     total = 0.0
-    for i in range(y.shape[0]):
+    for i in prange(y.shape[0]):
         yi = y[i]
-        if has_ignore and yi == ignore:
-            continue
-        total += (sw[i] if has_sw else 1.0) * (w[yi] if has_w else 1.0)
+        kept = not (has_ignore and yi == ignore)
+        ys = yi if kept else 0  # an ignored label may be out of range: never index with it
+        total += ((sw[i] if has_sw else 1.0) * (w[ys] if has_w else 1.0)) if kept else 0.0
     return total
 
 
@@ -285,7 +358,7 @@ def set_threads(n: int) -> None:
 
 @njit(inline="always", fastmath=_FAST)
 def _log1p64(e):  # noqa: ANN001, ANN202
-    # log1p(e) = 2 atanh(t), t = e / (2 + e) <= 1/3 for 0 <= e <= 1: the odd series keeps full
+    # log1p(e) = 2 atanh(t), t = e / (2 + e), |t| <= 1/3 for -0.3 <= e <= 1: the odd series keeps full
     # relative precision for tiny e (no 1 + e rounding); terms to t^27 leave < 1e-14 relative.
     t = e / (2.0 + e)
     t2 = t * t

@@ -285,7 +285,7 @@ def sparse_categorical_cross_entropy(
         raise TypeError(f"`ignore_index` must be None or an integer, got {ignore_index!r}")
     check_shape("y_true", labels, a["example_shape"], what=f"`y_pred`'s shape without its class axis {ax}")
     # One signed integer type for every label dtype, so comparing with a negative ignore_index is exact.
-    labels = xp.astype(labels, xp.asarray(0).dtype)
+    labels = xp.astype(labels, xp.asarray(0).dtype, copy=False)  # no copy when already that type
     check_labels("y_true", labels, xp, num_classes=n_classes, ignore_index=ignore_index)
     out = NotImplemented
     if a["from_logits"]:
