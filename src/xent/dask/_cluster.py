@@ -97,12 +97,20 @@ def open_client(
         else:
             yield default
             return
-    with distributed.LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",  # a free port: never clash with another cluster's 8787
-        silence_logs=logging.ERROR,
-    ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
-        yield c
+    import dask
+    from distributed.utils import get_mp_context
+
+    # Workers forked from one warmed forkserver: no per-worker imports or numba cache
+    # loads (~1 s each), and a forked worker exits by os._exit, so shutdown is ~0.7 s faster.
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        # replaces distributed's preload list; ignored if this process's forkserver already runs
+        get_mp_context().set_forkserver_preload(["distributed", "xent.dask._warm"])
+        with distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,  # with a nanny per worker, which restarts a lost worker
+            host="127.0.0.1",
+            dashboard_address=None,  # nobody could open it: the progress bar is our own
+            silence_logs=logging.ERROR,
+        ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+            yield c

@@ -1,0 +1,27 @@
+"""Imported once by the forkserver that forks the worker processes of a LocalCluster we own.
+
+Importing it loads pyarrow, the local engine and its numba kernels, and scores a
+two-row table, so that every worker forked afterwards inherits all of it
+instead of paying ~1 s of imports and kernel-cache loads in each process. It
+starts no threads (forking a threaded process is unsafe).
+"""
+
+from __future__ import annotations
+
+
+def _warm() -> None:
+    try:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet  # noqa: F401
+
+        import xent.dask._tasks  # noqa: F401
+        from xent.io import state_from_table
+        from xent.scoring import ScoreSpec
+
+        state_from_table(pa.table({"y": np.array([0, 1]), "p": np.array([0.25, 0.5])}), ScoreSpec(label="y", pred="p"))
+    except Exception:  # a warm-up must never stop the cluster: the workers then load lazily
+        pass
+
+
+_warm()
