@@ -48,6 +48,15 @@ def _zero_unscaled(gb: np.ndarray, sct: np.ndarray) -> None:
         gb[np.broadcast_to(col(sct == 0), gb.shape)] = 0
 
 
+def _subtract_smoothing(gb: np.ndarray, sb: np.ndarray, coef: np.ndarray, wv: Any) -> None:
+    """gb -= coef * w_c: the smoothing mass e/C every class gets, scaled per row (``sb`` is scratch)."""
+    if wv is None:
+        np.subtract(gb, coef, out=gb)
+    else:
+        np.multiply(coef, wv, out=sb)
+        np.subtract(gb, sb, out=gb)
+
+
 def _scaled_rows(gb: np.ndarray, s: np.ndarray, sct: np.ndarray, big_w: np.ndarray, dtype: np.dtype) -> None:
     """``gb = exp(x - m) * scale * W / s``: softmax times its coefficient, one in-place pass."""
     np.multiply(gb, col((sct * big_w / s).astype(dtype)), out=gb)
@@ -135,12 +144,7 @@ def sparse_ce(
             cur = np.take_along_axis(gb, idx, axis=1)
             np.put_along_axis(gb, idx, cur - col(sct * labt).astype(dtype), axis=1)
             if e > 0:
-                coef = col((sct * (e / c)).astype(dtype))
-                if w is None:
-                    np.subtract(gb, coef, out=gb)
-                else:
-                    np.multiply(coef, wv, out=sb)
-                    np.subtract(gb, sb, out=gb)
+                _subtract_smoothing(gb, sb, col((sct * (e / c)).astype(dtype)), wv)
             if m is not None:
                 _zero_unscaled(gb, sct)
 
@@ -224,12 +228,7 @@ def categorical_ce(
             np.multiply(tw, col((sct * (1.0 - e)).astype(dtype)), out=sb)
             np.subtract(gb, sb, out=gb)
             if e > 0:
-                coef = col((sct * (e / c)).astype(dtype))
-                if w is None:
-                    np.subtract(gb, coef, out=gb)
-                else:
-                    np.multiply(coef, wv, out=sb)
-                    np.subtract(gb, sb, out=gb)
+                _subtract_smoothing(gb, sb, col((sct * (e / c)).astype(dtype)), wv)
             if m is not None:
                 _zero_unscaled(gb, sct)
 
