@@ -11,7 +11,8 @@ import _engine_ref as ref
 import xent
 from _engine_ref import assert_close
 from xent import engine
-from xent.engine import _threads, kernels
+from xent._lib import threads as _threads
+from xent.engine import kernels
 
 
 def _calls(op):

@@ -5,15 +5,12 @@ threads that each run ufuncs (with ``out=``) on their own block of rows keep
 every core busy. Blocks are handed out dynamically from a shared counter, so a
 core slowed down by another process simply takes fewer blocks.
 
-The thread count is, in order of precedence: :func:`set_num_threads`, the
-environment variable ``XENT_NUM_THREADS``, the number of CPUs this process may
-run on.
+The thread count comes from :mod:`xent._lib.threads` (shared with the native kernels).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,57 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from xent._lib.threads import get_num_threads, set_num_threads
+
 __all__ = ["get_num_threads", "parallel_for", "set_num_threads"]
 
-_state: dict[str, Any] = {"n": None, "pool": None, "size": 0}
+
+_state: dict[str, Any] = {"pool": None, "size": 0}
 _lock = threading.Lock()
-
-
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not every platform has sched_getaffinity
-        return max(1, os.cpu_count() or 1)
-
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
-    return value
-
-
-def set_num_threads(n: int, /) -> None:
-    """Set the number of threads the fast CPU engine uses (default: all CPUs available).
-
-    Overrides the environment variable ``XENT_NUM_THREADS``. ``n = 1`` runs the
-    engine in the calling thread only.
-
-    Examples
-    --------
-    >>> import xent
-    >>> xent.set_num_threads(2)
-    >>> xent.get_num_threads()
-    2
-    """
-    _state["n"] = _check_count("n", n)
-
-
-def get_num_threads() -> int:
-    """Number of threads the fast CPU engine uses.
-
-    :func:`set_num_threads` if it was called, else ``XENT_NUM_THREADS`` if set,
-    else the number of CPUs this process may run on.
-    """
-    if _state["n"] is not None:
-        return _state["n"]
-    env = os.environ.get("XENT_NUM_THREADS")
-    if env:
-        try:
-            value = int(env)
-        except ValueError:
-            value = 0
-        return _check_count("XENT_NUM_THREADS", value if value >= 1 else env)
-    return _cpu_count()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:

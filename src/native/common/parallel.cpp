@@ -1,0 +1,165 @@
+#include "parallel.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <new>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
+namespace xent {
+namespace {
+
+// One job at a time: a call holds run_mutex for its whole duration, so concurrent
+// callers (several Python threads) queue up instead of sharing workers.
+class Pool {
+ public:
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  void run(int threads, std::size_t n_tasks, TaskFn fn, void* ctx) {
+    std::lock_guard<std::mutex> run_lock(run_mutex_);
+    int helpers = std::min<int>(threads, static_cast<int>(std::min<std::size_t>(n_tasks, 1 << 20))) - 1;
+    grow(helpers);
+    next_.store(0, std::memory_order_relaxed);
+    failed_.store(false, std::memory_order_relaxed);
+    error_ = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      fn_ = fn;
+      ctx_ = ctx;
+      n_tasks_ = n_tasks;
+      wanted_ = helpers;
+      active_ = helpers;
+      ++generation_;
+    }
+    wake_.notify_all();
+    drain(fn, ctx, n_tasks);
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return active_ == 0; });
+      fn_ = nullptr;
+      ctx_ = nullptr;
+    }
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void grow(int helpers) {
+    while (static_cast<int>(workers_.size()) < helpers) {
+      int index = static_cast<int>(workers_.size());
+      workers_.emplace_back([this, index] { loop(index); });
+    }
+  }
+
+  void drain(TaskFn fn, void* ctx, std::size_t n_tasks) {
+    while (!failed_.load(std::memory_order_relaxed)) {
+      std::size_t task = next_.fetch_add(1, std::memory_order_relaxed);
+      if (task >= n_tasks) return;
+      try {
+        fn(ctx, task);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+        failed_.store(true, std::memory_order_relaxed);
+        return;
+      }
+    }
+  }
+
+  void loop(int index) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      TaskFn fn;
+      void* ctx;
+      std::size_t n_tasks;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || (generation_ != seen && index < wanted_); });
+        if (stop_) return;
+        seen = generation_;
+        fn = fn_;
+        ctx = ctx_;
+        n_tasks = n_tasks_;
+      }
+      drain(fn, ctx, n_tasks);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (--active_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  std::mutex run_mutex_;
+  std::mutex mutex_;
+  std::mutex error_mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  std::vector<std::thread> workers_;
+  TaskFn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  std::size_t n_tasks_ = 0;
+  int wanted_ = 0;
+  int active_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::atomic<std::size_t> next_{0};
+  std::atomic<bool> failed_{false};
+  std::exception_ptr error_;
+};
+
+// The pool is leaked on purpose: joining threads from a static destructor at
+// interpreter exit can deadlock. A forked child (multiprocessing, Dask's forkserver)
+// has none of the parent's threads, so it starts a pool of its own.
+std::atomic<Pool*> g_pool{nullptr};
+std::mutex g_create;
+
+#if defined(__unix__) || defined(__APPLE__)
+void forget_pool_in_child() {
+  g_pool.store(nullptr);
+  new (&g_create) std::mutex();
+}
+#endif
+
+Pool& pool() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p) return *p;
+  std::lock_guard<std::mutex> lock(g_create);
+  p = g_pool.load(std::memory_order_relaxed);
+  if (!p) {
+#if defined(__unix__) || defined(__APPLE__)
+    static bool registered = (pthread_atfork(nullptr, nullptr, forget_pool_in_child) == 0);
+    (void)registered;
+#endif
+    p = new Pool();
+    g_pool.store(p, std::memory_order_release);
+  }
+  return *p;
+}
+
+}  // namespace
+
+void parallel_for(int threads, std::size_t n_tasks, TaskFn fn, void* ctx) {
+  if (n_tasks == 0) return;
+  if (threads <= 1 || n_tasks == 1) {
+    for (std::size_t t = 0; t < n_tasks; ++t) fn(ctx, t);
+    return;
+  }
+  pool().run(threads, n_tasks, fn, ctx);
+}
+
+}  // namespace xent

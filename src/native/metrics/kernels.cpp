@@ -1,0 +1,2 @@
+// The metrics kernels, compiled once per instruction set (rules in common/isa.hpp).
+#include "common/isa.hpp"
