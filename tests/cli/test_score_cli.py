@@ -276,3 +276,21 @@ def test_infinite_log_loss_is_null_in_json(tmp_path):
     m = json.loads(proc.stdout)["metrics"]
     assert m["log_loss"] is None and m["perplexity"] is None and m["brier"] == pytest.approx((1 + 0.25) / 2)
     assert "inf" in xent("score", f, "--label", "y", "--prob", "p", "--eps", "0").stdout
+
+
+def test_usage_errors_have_one_prefix(capsys):
+    from xent.cli import main
+
+    for argv, want in [
+        (["score", "f.csv", "--on-invalid", "maybe"],
+         "xent: error: score: argument --on-invalid: invalid choice: 'maybe' (choose from 'error', 'skip') "
+         "(see `xent score --help`)\n"),
+        (["bogus"], "xent: error: argument COMMAND: invalid choice: 'bogus' (choose from 'score', 'explain') "
+                    "(see `xent --help`)\n"),
+        (["explain", "binary", "--labels", "1"],
+         "xent: error: explain binary: one of the arguments --probs --logits is required "
+         "(see `xent explain binary --help`)\n"),
+    ]:
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert (out, err) == ("", want)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,7 +26,10 @@ class CLIError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other CLI error
-        raise CLIError(f"{self.prog}: {message}")
+        # main() prints "xent: error: "; name the subcommand ("explain binary") after it, not "xent" again
+        command = self.prog.removeprefix("xent").strip()
+        raise CLIError(f"{command}: {message} (see `{self.prog} --help`)" if command else
+                       f"{message} (see `xent --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xent: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `xent ... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
