@@ -15,7 +15,7 @@ import sys
 from fractions import Fraction
 from typing import Any
 
-from xent.cli import CLIError
+from xent.cli import CLIError, require
 
 __all__ = ["parse_numbers", "parse_rows", "register", "run"]
 
@@ -185,6 +185,8 @@ def _headline(e: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.digits < 0 or args.digits > 17:
         raise CLIError(f"--digits must be in [0, 17], got {args.digits}")
+    if args.plot:
+        require("matplotlib", "--plot")
     e = _explain(args)
     if args.plot:
         from xent.explain import plot_explanation

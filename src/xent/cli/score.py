@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, Literal
 
-from xent.cli import CLIError
+from xent.cli import CLIError, require
 
 Engine = Literal["local", "dask"]
 
@@ -108,6 +108,9 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    require("pyarrow", "xent score")  # reads every format; before any work, as one line
+    if args.plot:
+        require("matplotlib", "--plot")
     from xent.scoring import ScoreInputError
 
     spec = spec_from_args(args)

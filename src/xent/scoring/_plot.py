@@ -14,7 +14,7 @@ def plot_reliability(report: Any, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError('--plot needs matplotlib: pip install "xent[cli]"') from None
+        raise ModuleNotFoundError('plotting needs matplotlib: pip install "xent-ml[cli]"', name="matplotlib") from None
     r = report.result
     rel = r.reliability
     multi = r.kind == "multiclass"
