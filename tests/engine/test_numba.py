@@ -1,4 +1,4 @@
-"""The fused numba kernels (xent[fast]) against plain float64 NumPy references, and their fallbacks."""
+"""The fused numba kernels (xent-ml[fast]) against plain float64 NumPy references, and their fallbacks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ SHAPES = [(1, 5), (6, 1), (9, 40), (7, 33001), (3, 4, 600)]
 
 
 def test_numba_is_used_here():
-    assert _fused.numba_kernels() is not None, "tests run with the xent[fast] extra (numba) installed"
+    assert _fused.numba_kernels() is not None, "tests run with the xent-ml[fast] extra (numba) installed"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
