@@ -155,7 +155,8 @@ def test_probability_out_of_range(tmp_path):
 
 def test_rows_not_summing_to_one_and_tolerance(tmp_path):
     f = _csv(tmp_path / "s.csv", "y,a,b", ["0,0.5,0.5", "1,0.3,0.6", "1,0.2,0.8"])
-    fails(xent("score", f, "--label", "y", "--prob", "a", "b"), "s.csv", "row 1", "sum to 0.9")
+    err = fails(xent("score", f, "--label", "y", "--prob", "a", "b"), "s.csv", "row 1", "sum to 0.9")
+    assert "--logit for unnormalised scores" in err and "--logits" not in err  # the flag's real name
     assert xent("score", f, "--label", "y", "--prob", "a", "b", "--tolerance", "0.2").returncode == 0
 
 
