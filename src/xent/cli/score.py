@@ -127,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
 
             report = score(args.paths, spec, threads=args.threads, progress=progress)
     except ScoreInputError as exc:
-        raise CLIError(str(exc)) from None
+        raise CLIError(_with_hint(exc, args)) from None
+    for warning in report.warnings:
+        print(f"xent: warning: {warning}", file=sys.stderr)
     if args.plot:
         try:
             report.plot(args.plot)
@@ -143,6 +145,16 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `xent score ... | head`: the reader left, which is not an error
         sys.stdout = None
     return 0
+
+
+def _with_hint(exc: Any, args: argparse.Namespace) -> str:
+    """The error's one line, with what to do when a label is not one of the classes."""
+    if exc.column != args.label or "not in the class list" not in exc.message:
+        return str(exc)
+    if args.classes is None:
+        return (f"{exc}; labels other than 0, 1 (binary) or 0..K-1 need --classes, e.g. --classes no,yes "
+                "(binary: the positive class last)")
+    return f"{exc}; add it to --classes, or check the spelling of --classes"
 
 
 def _dask_score(args: argparse.Namespace, spec: Any, progress: bool) -> Any:
