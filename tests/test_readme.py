@@ -276,3 +276,15 @@ def test_ci_runs_the_readme_test_command():
     with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
         ci = f.read()
     assert test_command in ci, (test_command, ci)
+
+
+def test_install_hints_name_the_xent_ml_distribution():
+    # `xent` on PyPI is another project: hints say `pip install "xent-ml[...]"` (the import name stays xent)
+    wrong = re.compile(r"pip install [\"']?xent(?![\w-])|(?<![\w./-])xent\[")
+    with open(README, encoding="utf-8") as f:
+        hits = [f"README.md:{i}: {line}" for i, line in enumerate(f, 1) if wrong.search(line)]
+    for folder, _, names in os.walk(os.path.join(ROOT, "src", "xent")):
+        for name in (n for n in names if n.endswith(".py")):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                hits += [f"{name}:{i}: {line.strip()}" for i, line in enumerate(f, 1) if wrong.search(line)]
+    assert not hits, "\n".join(hits)
