@@ -470,8 +470,8 @@ def explain_categorical(
     if form == "index":
         used = [(i, int(yi)) for i, yi in enumerate(t.tolist())]
         for i, yi in used:
-            lines.append(f"i={i}: true class {yi}, p[{yi}] = {clip.show(p[i, yi])}: -ln({_ln_text(pc[i, yi], clip.eps)}) = "
-                         f"{_fmt(per[i], 5)}")
+            lines.append(f"i={i}: true class {yi}, p[{yi}] = {clip.show(p[i, yi])}: "
+                         f"-ln({_ln_text(pc[i, yi], clip.eps)}) = {_fmt(per[i], 5)}")
             points.append((float(pc[i, yi]), per[i]))
         formula = "l_i = -ln(p_i[y_i])  (the one-hot target keeps only the true class)"
         title = "Per-example loss: -log of the probability of the true class"

@@ -8,7 +8,6 @@ conventions state both; this test shows them on the edge values themselves.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -354,8 +354,8 @@ def test_swapped_classes_warn_and_say_how_to_fix(capsys, yes_no):
 
 def test_multiclass_columns_named_after_other_classes_warn(capsys):
     xent = functools.partial(main, capsys)
-    args = ("score", os.path.join(ROOT, "examples/data/species_sample.csv"), "--label", "species", "--prob", "p_setosa", "p_versicolor",
-            "p_virginica", "--classes")
+    args = ("score", os.path.join(ROOT, "examples/data/species_sample.csv"), "--label", "species", "--prob",
+            "p_setosa", "p_versicolor", "p_virginica", "--classes")
     ok = xent(*args, "setosa,versicolor,virginica")
     assert ok.returncode == 0 and ok.stderr == ""
     bad = xent(*args, "versicolor,setosa,virginica")

@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 __all__ = ["CLIError", "main"]
 
@@ -43,7 +44,7 @@ def require(module: str, what: str) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every other CLI error
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other CLI error
         # main() prints "xent: error: "; name the subcommand ("explain binary") after it, not "xent" again
         command = self.prog.removeprefix("xent").strip()
         raise CLIError(f"{command}: {message} (see `{self.prog} --help`)" if command else

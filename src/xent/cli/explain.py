@@ -146,6 +146,7 @@ def _explain(args: argparse.Namespace) -> Any:
 
     base = _base(args.base) if args.base is not None else None
     kind = args.kind
+    pred: dict[str, Any]
     try:
         if kind == "binary":
             pred = {"probs": parse_numbers(args.probs, "--probs")} if args.probs is not None else {

@@ -30,7 +30,8 @@ def _follow(client: Any, bag: Any, rows: list[int | None], *, progress: bool) ->
     futures = futures_of(persisted)
     index = {f.key: int(f.key[1]) for f in futures}  # bag keys are (name, partition)
     by_index = {index[f.key]: f for f in futures}
-    bar = Progress(total=None if None in rows else sum(rows)) if progress else None
+    known = [r for r in rows if r is not None]
+    bar = Progress(total=sum(known) if len(known) == len(rows) else None) if progress else None
     first_error: int | None = None
     failures: dict[int, Exception] = {}
     try:
@@ -46,7 +47,8 @@ def _follow(client: Any, bag: Any, rows: list[int | None], *, progress: bool) ->
                     # later partitions cannot change which error comes first: stop them
                     client.cancel([g for j, g in by_index.items() if j > i and not g.done()])
             elif bar is not None:
-                bar.advance(rows[i] if rows[i] is not None else (0 if value is None else int(value.rows)))
+                n = rows[i]
+                bar.advance(n if n is not None else (0 if value is None else int(value.rows)))
         crashed = sorted(i for i, f in by_index.items() if f.status == "error")
         if crashed and (first_error is None or crashed[0] < first_error):
             by_index[crashed[0]].result()  # re-raises the worker's exception here

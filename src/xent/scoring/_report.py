@@ -64,7 +64,8 @@ class ScoreReport:
         Multi-class: a negative RIG, or prediction columns named after classes other
         than the ones they are matched to by position.
         """
-        return tuple(_binary_warnings(self) if self.result.kind == "binary" else _multiclass_warnings(self))
+        r = self.result
+        return tuple(_binary_warnings(self, r) if isinstance(r, BinaryResult) else _multiclass_warnings(self, r))
 
     @property
     def rows_per_second(self) -> float:
@@ -114,8 +115,7 @@ def _show(c: Any) -> str:
     return repr(c) if isinstance(c, str) else str(c)
 
 
-def _binary_warnings(report: ScoreReport) -> list[str]:
-    r = report.result
+def _binary_warnings(report: ScoreReport, r: BinaryResult) -> list[str]:
     m, obs = r.mean_predicted, r.positive_rate
     if not (0.0 < obs < 1.0) or math.isnan(m):  # one class only: neither check means anything
         return []
@@ -136,8 +136,7 @@ def _binary_warnings(report: ScoreReport) -> list[str]:
             f"if `{col}` is the {what} of {_show(neg)}, use --classes {pos},{neg}"]
 
 
-def _multiclass_warnings(report: ScoreReport) -> list[str]:
-    r = report.result
+def _multiclass_warnings(report: ScoreReport, r: MulticlassResult) -> list[str]:
     labels = [c.label for c in r.classes]
     cols = report.spec.pred
     out = []
