@@ -50,7 +50,9 @@ def _check_scalar(name: str, value: Any, xp: Any, like: Any, *, positive: bool) 
     """A real number or 0-d array, returned as a 0-d array of ``like``'s dtype; finite (and > 0 if asked)."""
     if isinstance(value, bool):
         raise TypeError(f"`{name}` must be a real number or a 0-d array, got {value!r}")
-    v = as_float_array(value, xp, like=like)
+    same = getattr(value, "dtype", None) == like.dtype and getattr(value, "device", None) == getattr(like, "device", None)
+    # An array of the right dtype is used as it is (a torch scale that requires grad keeps its graph).
+    v = value if same else as_float_array(value, xp, like=like)
     if v.ndim != 0:
         raise ValueError(f"`{name}` must be a real number or a 0-d array, got shape {tuple(v.shape)}")
     what = "a finite number > 0 (the inverse temperature)" if positive else "a finite number"
