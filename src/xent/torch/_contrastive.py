@@ -157,17 +157,21 @@ class SigLIPFunction(torch.autograd.Function):
                 xs_c = xc[c0:c1] * s
                 m = _siglip_margins(work.get(0, c1 - c0, c), xs_c, ytc, b, diag=diag)
                 ls = torch._C._nn.log_sigmoid(m, out=work.get(1, c1 - c0, c))  # exact for any finite margin
-                rows_loss[c0:c1] -= ls.sum(1, dtype=acc)
+                rows_loss[c0:c1] -= ls.sum(1)  # float32 row sums (cascaded), accumulated across blocks in float64
                 if not grads_now:
                     continue
-                g = _siglip_grad_(m, diag=diag)
+                # expm1(log sigmoid(m)) = -sigmoid(-m), exact at both ends, so the gradient
+                # G = -z sigmoid(-m) is -E off the diagonal and +E on it: E' = -G, one pass.
+                neg_g = ls.expm1_()
+                if diag is not None:
+                    neg_g.diagonal(diag).neg_()
                 if gx is not None:
-                    gyx = g @ ytc
-                    gx[c0:c1] += gyx
-                    sums[0] += (gyx * xc[c0:c1]).sum(dtype=acc)
-                sums[1] += g.sum(dtype=acc)
+                    gyx = neg_g @ ytc
+                    gx[c0:c1] -= gyx
+                    sums[0] -= (gyx * xc[c0:c1]).sum(dtype=acc)
+                sums[1] -= neg_g.sum(1).sum(dtype=acc)
                 if gy is not None:
-                    gy.addmm_(g.t(), xs_c)
+                    gy.addmm_(neg_g.t(), xs_c, alpha=-1)
             for w in pending:
                 w.wait()
             if nxt:
@@ -244,6 +248,13 @@ def _logaddexp_(acc: torch.Tensor, v: torch.Tensor) -> None:
     acc.copy_(torch.logaddexp(acc, v))
 
 
+def _lse_(buf: torch.Tensor, tmp: torch.Tensor, dim: int) -> torch.Tensor:
+    """logsumexp of ``buf`` along ``dim`` through the work buffer ``tmp`` (torch.logsumexp allocates two)."""
+    m = buf.amax(dim, keepdim=True)
+    # exp(l - max) <= 1 never overflows and its sum is >= 1 (finite logits).
+    return torch.sub(buf, m, out=tmp).exp_().sum(dim).log_().add_(m.squeeze(dim))
+
+
 class CLIPFunction(torch.autograd.Function):
     """Loss share of this rank (forward: log-sum-exps; backward: a second ring for the gradients)."""
 
@@ -256,7 +267,7 @@ class CLIPFunction(torch.autograd.Function):
         xs = x.to(cdt) * s
         lse_row = torch.full((n,), -math.inf, dtype=cdt, device=x.device)
         lse_col = torch.full((n,), -math.inf, dtype=cdt, device=x.device)  # of the block in hand
-        work = _Buffers(min(rows, n), max(ring.sizes), 1, cdt, x.device)
+        work = _Buffers(min(rows, n), max(ring.sizes), 2, cdt, x.device)
         yt = y
         for step in range(ring.world):
             c = ring.sizes[ring.owner(step)]
@@ -265,8 +276,9 @@ class CLIPFunction(torch.autograd.Function):
             ytc = yt.to(cdt)
             for c0, c1 in _chunks(n, rows):
                 buf = torch.mm(xs[c0:c1], ytc.t(), out=work.get(0, c1 - c0, c))
-                _logaddexp_(lse_row[c0:c1], torch.logsumexp(buf, 1))
-                _logaddexp_(lse_col, torch.logsumexp(buf, 0))
+                tmp = work.get(1, c1 - c0, c)
+                _logaddexp_(lse_row[c0:c1], _lse_(buf, tmp, 1))
+                _logaddexp_(lse_col, _lse_(buf, tmp, 0))
             for w in pending:
                 w.wait()
             if ring.world > 1:  # the column lse follows its block; after the last step it is home
@@ -317,6 +329,8 @@ def _clip_grads(x, y, scale, lse_row, lse_col, g, ring: Ring, rows: int, e: floa
     yt, lse_t, a_t = y, lse_col, a_r.reshape(1)
     gy_t = torch.zeros((n, d), dtype=cdt, device=x.device)  # the gradient of the block in hand
     work = _Buffers(min(rows, n), max(ring.sizes), 2, cdt, x.device)
+    # One rank: G = a (P_row + P_col - 2q), and a multiplies the small results at the end instead of each block.
+    unit = ring.world == 1
     for step in range(ring.world):
         c = ring.sizes[ring.owner(step)]
         if step + 1 < ring.world:
@@ -326,14 +340,19 @@ def _clip_grads(x, y, scale, lse_row, lse_col, g, ring: Ring, rows: int, e: floa
         else:
             nxt, pending = [], []
         ytc = yt.to(cdt)
+        coef_r, coef_t = (1.0, 1.0) if unit else (a_r, a_t)
         for c0, c1 in _chunks(n, rows):
             buf = torch.mm(xs[c0:c1], ytc.t(), out=work.get(0, c1 - c0, c))
-            p_col = torch.sub(buf, lse_t, out=work.get(1, c1 - c0, c)).exp_().mul_(a_t)
-            buf.sub_(lse_row[c0:c1, None]).exp_().mul_(a_r).add_(p_col)  # a_r P_row + a_t P_col
+            p_col = torch.sub(buf, lse_t, out=work.get(1, c1 - c0, c)).exp_()
+            buf.sub_(lse_row[c0:c1, None]).exp_()
+            if not unit:
+                p_col.mul_(a_t)
+                buf.mul_(a_r)
+            buf.add_(p_col)  # coef_r P_row + coef_t P_col
             if e > 0.0:
-                buf.sub_(smooth * (a_r + a_t))
-            if step == 0:
-                buf.diagonal(c0).sub_((1.0 - e) * 2.0 * a_r)
+                buf.sub_(smooth * (coef_r + coef_t))
+            if step == 0:  # the diagonal block: its owner's row and column targets
+                buf.diagonal(c0).sub_((1.0 - e) * (coef_r + coef_t))
             if gx is not None:
                 gyx = buf @ ytc
                 gx[c0:c1] += gyx
@@ -347,5 +366,8 @@ def _clip_grads(x, y, scale, lse_row, lse_col, g, ring: Ring, rows: int, e: floa
             gy_t = home
         if nxt:
             yt, lse_t, a_t = nxt
-    dx = None if gx is None else gx.mul_(s)
+    if unit:
+        gy_t.mul_(a_r)
+        ds = ds * a_r
+    dx = None if gx is None else gx.mul_(s * a_r if unit else s)
     return dx, gy_t, ds.to(cdt)

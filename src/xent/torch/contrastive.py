@@ -179,8 +179,9 @@ def _prepare(x, y, scalars: dict[str, tuple[Any, bool]], chunk_size, group, extr
         ring = single_ring(x.shape[0])
     else:
         ring = _ring(group, x, error)
-    # Rows per chunk: about 16 MiB of float32 logits against the widest block (fits a large L2/L3 slice).
-    rows = rows or default_rows(max(ring.sizes), target_bytes=16 * 2**20, lo=16, hi=4096)
+    # Rows per chunk: about 32 MiB of float32 logits against the widest block: large enough for full-speed
+    # matmuls and few sweeps of the (N, d) gradient accumulator, small beside the N x N logits.
+    rows = rows or default_rows(max(ring.sizes), target_bytes=32 * 2**20, lo=16, hi=4096)
     return ring, rows, out
 
 
@@ -211,7 +212,7 @@ def siglip_loss(x, y, scale, bias, *, chunk_size=None, group=None):
         :math:`b` (SigLIP initialises it to -10). May require grad.
     chunk_size : int >= 1, optional
         Rows of ``x`` per chunk: at most ``chunk_size x N`` logits exist at once
-        (``x N_t`` per ring step with a group). Default: about 16 MiB of float32 logits.
+        (``x N_t`` per ring step with a group). Default: about 32 MiB of float32 logits.
     group : torch.distributed ProcessGroup, optional
         Compute the loss of the global batch spread over the group's ranks (below).
 
@@ -270,7 +271,7 @@ def clip_loss(x, y, scale, *, label_smoothing=0.0, chunk_size=None, group=None):
     label_smoothing : float in [0, 1]
         Targets :math:`(1-e)[i = j] + e/N`, as ``F.cross_entropy(label_smoothing=e)``.
     chunk_size : int >= 1, optional
-        Rows of ``x`` per chunk (default: about 16 MiB of float32 logits).
+        Rows of ``x`` per chunk (default: about 32 MiB of float32 logits).
     group : torch.distributed ProcessGroup, optional
         Compute the loss of the global batch spread over the group's ranks (below).
 
