@@ -53,7 +53,10 @@ _DISTRIBUTED_DOC = """
     group whose ranks disagree) are exchanged once per call over the group when
     it has a CPU backend (gloo, or ``"cpu:gloo,cuda:nccl"``), otherwise over a
     gloo group with the same ranks created on first use. A rank whose input is
-    invalid makes every rank raise, instead of leaving the others waiting.
+    invalid makes every rank raise, instead of leaving the others waiting. Under
+    ``torch.compile`` the distributed path runs eagerly (point-to-point sends do
+    not trace: one graph break around the loss); without a group the loss
+    compiles whole (``fullgraph=True``).
 """
 
 _CPU_GROUPS: dict[Any, Any] = {}
@@ -247,6 +250,10 @@ def siglip_loss(x, y, scale, bias, *, chunk_size=None, group=None):
        Image Pre-Training", ICCV 2023 (arXiv:2303.15343), sec. 3.3 (the ring).
     .. [2] open_clip, ``open_clip.loss.SigLipLoss``.
     """
+    return (_siglip if group is None else _siglip_eager)(x, y, scale, bias, chunk_size, group)
+
+
+def _siglip(x, y, scale, bias, chunk_size, group):
     ring, rows, sc = _prepare(x, y, {"scale": (scale, True), "bias": (bias, False)}, chunk_size, group)
     s, b = sc["scale"], sc["bias"]
     return SigLIPFunction.apply(x, y, s, b, ring, rows, _needs(x, y, s, b))
@@ -311,9 +318,19 @@ def clip_loss(x, y, scale, *, label_smoothing=0.0, chunk_size=None, group=None):
        Barrier: Near Infinite Batch Size Scaling for Contrastive Loss" (Inf-CL), 2024.
     """
     e = check_fraction("label_smoothing", label_smoothing)
+    return (_clip if group is None else _clip_eager)(x, y, scale, e, chunk_size, group)
+
+
+def _clip(x, y, scale, e, chunk_size, group):
     ring, rows, sc = _prepare(x, y, {"scale": (scale, True)}, chunk_size, group)
     s = sc["scale"]
     return CLIPFunction.apply(x, y, s, ring, rows, e, _needs(x, y, s))
+
+
+# Point-to-point sends do not trace: under torch.compile the distributed path runs eagerly (one graph
+# break around it); without a group the whole loss compiles (fullgraph=True works).
+_siglip_eager = torch.compiler.disable(_siglip)
+_clip_eager = torch.compiler.disable(_clip)
 
 
 siglip_loss.__doc__ = siglip_loss.__doc__.replace("{distributed}", _DISTRIBUTED_DOC)
