@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from xtorch_helpers import assert_close
 
 import xent
 import xent.torch as xt
-from xtorch_helpers import assert_close
 
 
 def _pairs(n, d, *, dtype=torch.float64, seed=0, confident=False):
@@ -88,7 +88,7 @@ def test_siglip_confident_pairs_keep_their_digits():
 @pytest.mark.parametrize("name", ["siglip", "clip"])
 def test_float32_and_bfloat16_close_to_float64(name):
     x64, y64 = _pairs(50, 16)
-    ref, ref_grads = _core(name, x64, y64, 10.0, -5.0)
+    ref, _ = _core(name, x64, y64, 10.0, -5.0)
     for dtype, rtol in ((torch.float32, 2e-6), (torch.bfloat16, 2e-2)):
         x, y = x64.detach().to(dtype).requires_grad_(), y64.detach().to(dtype).requires_grad_()
         s, b = _scalars(torch.float32, 10.0, -5.0)
@@ -110,7 +110,7 @@ def _open_clip_loss():
     spec = importlib.util.find_spec("open_clip")
     if spec is None:
         pytest.skip("open_clip_torch is not installed (pip install --no-deps open_clip_torch==3.3.0; CI installs it)")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "loss.py")
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "loss.py")
     mod_spec = importlib.util.spec_from_file_location("_open_clip_loss", path)
     mod = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(mod)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from dist_harness import run_distributed
 
 SIZES = {2: (5, 3), 4: (3, 1, 4, 2)}  # uneven local batches
@@ -52,10 +51,10 @@ def _functional_checks(rank, world):
     checked = 0
     # (loss, options, scale, bias, chunk_size, upstream): chunks of 2 and 3 split the blocks unevenly.
     cases = [
-        ("siglip", dict(), 3.0, -2.0, 2, "ones"),
-        ("siglip", dict(), 3.0, -2.0, None, "per-rank"),
-        ("clip", dict(), 4.0, None, 3, "per-rank"),
-        ("clip", dict(label_smoothing=0.1), 2.5, None, 2, "ones"),
+        ("siglip", {}, 3.0, -2.0, 2, "ones"),
+        ("siglip", {}, 3.0, -2.0, None, "per-rank"),
+        ("clip", {}, 4.0, None, 3, "per-rank"),
+        ("clip", {"label_smoothing": 0.1}, 2.5, None, 2, "ones"),
     ]
     for name, opts, s0, b0, chunk, upstream in cases:
         c = 1.0 if upstream == "ones" else float(rank + 1)
