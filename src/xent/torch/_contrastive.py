@@ -25,10 +25,12 @@ and each rank recomputes its ``y`` columns' blocks (two GEMMs per block).
 CLIP. ``L_r = W/(2N) (sum_{i in r} CE(row i) + sum_{j in r} CE(column j))``. Forward:
 one ring of ``y`` with, beside each block, the running log-sum-exp of its
 columns (which comes home after the last step); each rank keeps the row
-log-sum-exp of its rows. Backward: a second ring of ``y`` (with its column lse
-and its owner's ``g``) and an accumulator of its gradient, which comes home at
-the end; per block ``G = a_r (P_row - e/N) + a_t (P_col - e/N)`` minus
-``(1 - e)(a_r + a_t)`` on the diagonal, with ``a = g W / (2N)``.
+log-sum-exp of its rows (one matmul per block). Backward: a second ring of
+``y`` (with its column lse and its owner's ``g``) and an accumulator of its
+gradient, which comes home at the end; per block the logits are recomputed and
+``G = a_r (P_row - e/N) + a_t (P_col - e/N)`` minus ``(1 - e)(a_r + a_t)`` on the
+diagonal, with ``a = g W / (2N)`` (three matmuls per block; with one rank ``a``
+multiplies the (N, d) results once instead of every block).
 
 Only ``batch_isend_irecv`` (point-to-point) and ``all_reduce`` / ``all_gather``
 are used: gloo and NCCL both have them. Nothing reads a device value on the
