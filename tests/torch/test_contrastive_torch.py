@@ -1,6 +1,7 @@
 """xent.torch.siglip_loss / clip_loss in one process: chunked results equal the core's float64 formulas and
 open_clip's losses; the chunks never hold more than chunk_size x N logits; meta, compile, modules, errors.
-The distributed forms are in test_contrastive_dist.py."""
+The distributed forms are in test_contrastive_dist.py (a file name apart from tests/losses/test_contrastive.py:
+the test directories are not packages)."""
 
 from __future__ import annotations
 
