@@ -3,9 +3,13 @@
     python examples/make_data.py
 
 - ctr_sample.parquet: 5,000 ad impressions from a slightly over-confident click
-  model: `clicked` (int8 0/1), `p_click` (float32), `weight` (float32, 1 to 3).
+  model: `clicked` (int8 0/1), `p_click` (float32), `weight` (float32, 1 to 3),
+  `logit_click` (float32, the model's log-odds: p_click = sigmoid(logit_click)).
 - species_sample.csv: 1,500 rows of a 3-class classifier: `species` (string),
   `p_setosa`, `p_versicolor`, `p_virginica` (probabilities, 6 decimals).
+- tokens_sample.parquet: 400 next-token predictions of a small language model over a
+  vocabulary of 16 tokens: `token` (int16, the observed token) and `logits` (a list
+  column of 16 float32 logits per row).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ def ctr(path: str, n: int = 5000) -> None:
     z = rng.normal(-2.0, 1.2, n)
     true_p = 1.0 / (1.0 + np.exp(-z))
     clicked = (rng.random(n) < true_p).astype(np.int8)
-    p_click = (1.0 / (1.0 + np.exp(-(1.15 * z + 0.25)))).astype(np.float32)  # over-confident, over-predicting
+    logit = 1.15 * z + 0.25  # over-confident, over-predicting
+    p_click = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
     weight = rng.integers(1, 4, n).astype(np.float32)  # e.g. repeated impressions
-    table = pa.table({"clicked": clicked, "p_click": p_click, "weight": weight})
+    table = pa.table({"clicked": clicked, "p_click": p_click, "weight": weight,
+                      "logit_click": logit.astype(np.float32)})
     pq.write_table(table, path, compression="zstd")
 
 
@@ -46,9 +52,23 @@ def species(path: str, n: int = 1500) -> None:
             f.write(f"{names[label]},{row[0]:.6f},{row[1]:.6f},{row[2]:.6f}\n")
 
 
+def tokens(path: str, n: int = 400, vocab: int = 16) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(11)
+    z = rng.normal(0.0, 1.5, (n, vocab)).astype(np.float32)
+    p = np.exp(z - z.max(axis=1, keepdims=True)).astype(np.float64)
+    p /= p.sum(axis=1, keepdims=True)
+    token = np.array([rng.choice(vocab, p=row) for row in p], dtype=np.int16)
+    logits = pa.FixedSizeListArray.from_arrays(pa.array(z.ravel()), vocab).cast(pa.list_(pa.float32()))
+    pq.write_table(pa.table({"token": token, "logits": logits}), path, compression="zstd")
+
+
 if __name__ == "__main__":
     os.makedirs(HERE, exist_ok=True)
     ctr(os.path.join(HERE, "ctr_sample.parquet"))
     species(os.path.join(HERE, "species_sample.csv"))
+    tokens(os.path.join(HERE, "tokens_sample.parquet"))
     for f in sorted(os.listdir(HERE)):
         print(f, os.path.getsize(os.path.join(HERE, f)), "bytes")

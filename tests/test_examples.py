@@ -99,3 +99,18 @@ def test_examples_run_as_scripts():
                               timeout=120)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip()
+
+
+def test_bundled_data_is_what_make_data_writes(tmp_path):
+    import pyarrow.parquet as pq
+
+    make = _load("make_data")
+    make.ctr(str(tmp_path / "ctr.parquet"))
+    make.tokens(str(tmp_path / "tokens.parquet"))
+    make.species(str(tmp_path / "species.csv"))
+    for made, bundled in (("ctr.parquet", "ctr_sample.parquet"), ("tokens.parquet", "tokens_sample.parquet")):
+        assert pq.read_table(tmp_path / made).equals(pq.read_table(EXAMPLES / "data" / bundled)), bundled
+    assert (tmp_path / "species.csv").read_text() == (EXAMPLES / "data" / "species_sample.csv").read_text()
+    ctr = pq.read_table(EXAMPLES / "data" / "ctr_sample.parquet").to_pydict()
+    np.testing.assert_allclose(ctr["p_click"], 1 / (1 + np.exp(-np.asarray(ctr["logit_click"], np.float64))),
+                               rtol=1e-6)

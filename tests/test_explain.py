@@ -248,3 +248,117 @@ def test_library_api_agrees_between_target_forms():
         explain_distributions([1.0], measure="kld")
     with pytest.raises(ValueError, match="measure 'kl' needs both `p` and `q`"):
         explain_distributions([1.0], measure="kl")
+
+
+# ---- issue 11: numbers beyond float64, clipping shown, units, what the plots draw --------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["binary", "--labels", "1", "--logits", "1e400"],
+    ["binary", "--labels", "1", "--probs", "-1e400"],
+    ["categorical", "--target", "0", "--logits", "1,1e309"],
+    ["entropy", "--p", "1e400"],
+    ["entropy", "--p", "0.5,0.5", "--base", "1e400"],
+])
+def test_number_beyond_the_float_range_is_one_line(capsys, argv):
+    rc, out, err = _run(capsys, *argv)
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("xent: error: --") and "is beyond the float range" in err
+
+
+def test_clipping_is_shown_with_eps_the_clipped_value_and_the_zero_gradient(capsys):
+    eps = float(np.finfo(np.float64).eps)
+    rc, out, err = _run(capsys, "binary", "--labels", "1,0,0", "--probs", "0,0.5,1", "--grad")
+    assert rc == 0, err
+    assert "i=0: y=1, p=0 -> eps: -ln(2.22045e-16) = 36.04365" in out
+    assert "i=2: y=0, p=1 -> 1 - eps: -ln(1 - (1 - 2.22045e-16)) = -ln(2.22045e-16) = 36.04365" in out
+    assert "eps = 2.22045e-16" in out and "instead of inf" in out
+    assert "clipped at i=0, i=2" in out and "dL/dp = 0" in out
+    d = _json(capsys, "binary", "--labels", "1,0,0", "--probs", "0,0.5,1", "--grad")["results"]
+    assert d["eps"] == eps and d["clipped"] == [0, 2]
+    assert d["per_example"][0] == pytest.approx(-math.log(eps), rel=1e-15)
+    assert d["grad"][0] == 0.0 and d["grad"][2] == 0.0  # what the library's return_grad gives
+    exact = _run(capsys, "binary", "--labels", "1,0,0", "--probs", "0,0.5,1", "--grad", "--exact")[1]
+    assert "clipped" not in exact and "-ln(0) = inf" in exact
+    # categorical: the true class's probability is clipped; soft targets show the clipped entries
+    rc, out, _ = _run(capsys, "categorical", "--target", "1", "--probs", "1,0", "--grad")
+    assert "p[1] = 0 -> eps: -ln(2.22045e-16) = 36.04365" in out and "clipped at (i=0, c=1)" in out
+    d = _json(capsys, "categorical", "--target", "0.5,0.5,0", "--probs", "0,1,0")["results"]
+    assert d["clipped"] == [[0, 0], [0, 1]]  # 0 -> eps and 1 -> 1 - eps
+    np.testing.assert_allclose(np.sum(d["per_class_terms"], axis=-1), d["per_example"], rtol=1e-14)
+    assert math.isfinite(d["per_class_terms"][0][0])  # the term of the clipped p, not inf
+
+
+def test_headline_units_read_as_english(capsys):
+    out = _run(capsys, "js", "--p", "1,0", "--q", "0,1")[1]
+    assert out.splitlines()[-1] == "=> JS(p, q) = 0.693147 nats = 1 bit"
+    out = _run(capsys, "kl", "--p", "0.5,0.5", "--q", "0.9,0.1", "--base", "e")[1]
+    assert out.splitlines()[-1] == "=> KL(p || q) = 0.510826 nats"
+    out = _run(capsys, "binary", "--labels", "1", "--probs", "0.5", "--base", "e")[1]
+    assert out.splitlines()[-1] == "=> mean loss = 0.693147 nats; sum = 0.693147 nats"
+    out = _run(capsys, "binary", "--labels", "1", "--probs", "0.5")[1]
+    assert out.splitlines()[-1] == "=> mean loss = 0.693147 nats = 1 bit; sum = 0.693147 nats = 1 bit"
+
+
+def test_js_terms_sum_to_js(capsys):
+    r = _json(capsys, "js", "--p", "0.7,0.2,0.1,0", "--q", "0.1,0.3,0.3,0.3")["results"]
+    assert sum(r["terms"]["js"]) == pytest.approx(r["js"], rel=1e-14)
+    assert sum(r["terms"]["kl"]) == pytest.approx(r["kl"], rel=1e-14)
+
+
+def _bars(ax):
+    return [round(p.get_height(), 12) for p in ax.patches]
+
+
+def test_kl_plot_draws_p_q_and_the_pointwise_kl_terms():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xent.explain import _plot_distributions
+
+    p, q = np.array([0.5, 0.3, 0.2]), np.array([0.9, 0.05, 0.05])
+    e = explain_distributions(p, q, measure="kl")
+    fig = _plot_distributions(plt, e, None)
+    try:
+        top, bottom = fig.axes
+        assert [t.get_text() for t in top.get_legend().get_texts()] == ["p", "q"]
+        np.testing.assert_allclose(_bars(top), np.concatenate([p, q]), rtol=1e-12)
+        terms = np.asarray(xent.kl_divergence(p[:, None], q[:, None]))
+        np.testing.assert_allclose(_bars(bottom), terms, rtol=1e-12)
+        assert terms.min() < 0 < terms.max()  # negative terms are drawn below the zero line
+        assert "p_i ln(p_i / q_i)" in bottom.get_title() and "KL(p || q)" in fig._suptitle.get_text()
+    finally:
+        plt.close(fig)
+    js = _plot_distributions(plt, explain_distributions(p, q, measure="js"), None)
+    try:
+        assert [t.get_text() for t in js.axes[0].get_legend().get_texts()] == ["p", "q", "m = (p + q) / 2"]
+        assert sum(_bars(js.axes[1])) == pytest.approx(float(xent.js_divergence(p, q)), rel=1e-12)
+    finally:
+        plt.close(js)
+
+
+def test_loss_plot_marks_clipped_points_off_the_scale():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xent.explain import _plot_losses
+
+    fig = _plot_losses(plt, explain_binary([1, 0, 1], probs=[0.0, 0.5, 0.9]), None)
+    try:
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        assert any(t.startswith("i=0: p = 2.22e-16, loss 36.04 (off the scale)") for t in texts), texts
+        assert any(t.startswith("i=1: 0.6931") for t in texts) and fig.axes[0].get_ylim()[1] == 4.0
+    finally:
+        plt.close(fig)
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback():
+    proc = subprocess.Popen([sys.executable, "-m", "xent.cli", "explain", "entropy", "--p", "0.5,0.5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader leaves before the first line is written, as `| head -0` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err

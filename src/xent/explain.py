@@ -123,14 +123,22 @@ def _py(x: Any) -> Any:
     return np.asarray(x, dtype=np.float64).tolist()
 
 
-def _units(base: float | None) -> str:
+def _units(base: float | None, *, singular: bool = False) -> str:
+    """The name of the unit of log base ``base`` (None or e: nats)."""
     if base is None or base == math.e:
-        return "nats"
-    if base == 2:
-        return "bits"
-    if base == 10:
-        return "hartleys (base 10)"
-    return f"units of log base {base:g}"
+        name = "nat"
+    elif base == 2:
+        name = "bit"
+    elif base == 10:
+        name = "hartley"
+    else:
+        return f"unit{'' if singular else 's'} of log base {base:g}"
+    return name if singular else name + "s"
+
+
+def quantity(value: float, base: float | None) -> str:
+    """``value`` with its unit, e.g. ``"1 bit"``, ``"0.510826 nats"`` (6 significant digits)."""
+    return f"{value:.6g} {_units(base, singular=value == 1)}"
 
 
 def _as_vector(name: str, values: Any) -> np.ndarray:
@@ -201,7 +209,8 @@ def _reductions(loss_fn: Any, y: Any, x: Any, opts: dict[str, Any], base: float,
     return res
 
 
-def _reduction_steps(res: dict[str, Any], n: int, shown_base: float, wrt: str, grad_formula: str) -> list[Step]:
+def _reduction_steps(res: dict[str, Any], n: int, shown_base: float, wrt: str, grad_formula: str,
+                     grad_lines: Sequence[str] = ()) -> list[Step]:
     units = _units(shown_base)
     steps = [
         Step("Sum over examples (the negative log-likelihood of all the data)", "L_sum = sum_i l_i",
@@ -217,7 +226,7 @@ def _reduction_steps(res: dict[str, Any], n: int, shown_base: float, wrt: str, g
     if "grad" in res:
         symbol = "z" if wrt == "logits" else "p"
         steps.append(Step(f"Gradient of the mean loss (nats) with respect to the {wrt} {symbol}", grad_formula,
-                          {f"dL_mean/d{symbol}": res["grad"]}))
+                          {f"dL_mean/d{symbol}": res["grad"]}, list(grad_lines)))
     return steps
 
 
@@ -236,6 +245,48 @@ def _base_tag(base: float) -> str:
     return "bits" if base == 2 else f"base{base:g}"
 
 
+@dataclass(frozen=True)
+class _Clip:
+    """Clipping of probabilities to [eps, 1 - eps], as the losses do with ``eps="auto"``."""
+
+    eps: float  # 0.0: no clipping (--exact, or logits)
+
+    @classmethod
+    def of(cls, which: str, exact: bool) -> _Clip:
+        # the losses' eps="auto" for these float64 inputs: float64 machine epsilon
+        return cls(0.0 if exact or which == "logits" else float(np.finfo(np.float64).eps))
+
+    def value(self, p: float) -> float:
+        return min(max(p, self.eps), 1.0 - self.eps) if self.eps else p
+
+    def bites(self, p: float) -> bool:
+        return self.value(p) != p
+
+    def show(self, p: float) -> str:
+        """``"0.5"``, or ``"0 -> eps"`` when clipped: a probability and what the loss uses instead."""
+        if not self.bites(p):
+            return f"{p:.5g}"
+        return f"{p:.5g} -> {'eps' if p < self.eps else '1 - eps'}"
+
+    def note(self) -> list[str]:
+        return [f"p is clipped to [eps, 1 - eps], eps = {self.eps:.6g} (float64 machine epsilon, as scikit-learn "
+                ">= 1.5):",
+                f"a p of 0 for what happened costs -ln(eps) = {-math.log(self.eps):.5f} nats instead of inf "
+                "(--exact: no clipping)"]
+
+    def grad_lines(self, where: Sequence[str]) -> list[str]:
+        if not where:
+            return []
+        return [f"clipped at {', '.join(where)}: there the loss uses the bound (eps or 1 - eps), a constant,",
+                "so it does not change with p and dL/dp = 0, as torch autograd and jax.grad give "
+                "(--exact: unclipped)"]
+
+
+def _ln_text(v: float, eps: float) -> str:
+    """The argument of ``-ln(...)``, keeping ``1 - eps`` readable."""
+    return f"1 - {eps:.6g}" if eps and v == 1.0 - eps else f"{v:.6g}"
+
+
 def explain_binary(
     labels: Sequence[float],
     /,
@@ -249,6 +300,10 @@ def explain_binary(
     r"""Explain binary cross-entropy of ``labels`` against ``probs`` or ``logits``.
 
     .. math:: \ell_i = -[y_i \log p_i + (1 - y_i) \log(1 - p_i)], \quad p_i = \sigma(z_i)
+
+    Probabilities are clipped to ``[eps, 1 - eps]`` (``eps`` = float64 machine
+    epsilon) as the loss does by default; the text shows each clipped value and
+    why the gradient is 0 there.
 
     Parameters
     ----------
@@ -266,6 +321,14 @@ def explain_binary(
     Returns
     -------
     Explanation
+        ``results["eps"]`` is the clipping bound (0.0 for logits or ``exact``)
+        and ``results["clipped"]`` the positions of clipped probabilities.
+
+    Examples
+    --------
+    >>> ex = explain_binary([1, 0], probs=[0.0, 0.5])
+    >>> ex.results["clipped"], round(ex.results["per_example"][0], 5)
+    ([0], 36.04365)
     """
     base = _shown_base(base)
     y = _as_vector("labels", labels)
@@ -276,6 +339,7 @@ def explain_binary(
         raise ValueError(f"`labels` and `{which}` must have the same length, got {y.size} and {x.size}")
     steps: list[Step] = []
     opts: dict[str, Any] = {"from_logits": which == "logits"}
+    clip = _Clip.of(which, exact)
     if which == "logits":
         p = np.asarray(xent.sigmoid(x))
         steps.append(Step("Sigmoid turns each logit into the probability of label 1",
@@ -283,26 +347,38 @@ def explain_binary(
     else:
         _check_unit_interval("probs", x, "probabilities")
         p = x
-        opts["eps"] = 0.0 if exact else "auto"
+        opts["eps"] = clip.eps if clip.eps else 0.0
     res = _reductions(xent.binary_cross_entropy, y, x, opts, base, grad)
     res["probs"] = _py(p)
+    clipped = [i for i, pi in enumerate(p.tolist()) if clip.bites(pi)]
+    res["eps"], res["clipped"] = clip.eps, clipped
     hard = bool(np.all((y == 0) | (y == 1)))
     per = res["per_example"]
     lines = []
     points = []
     for i, (yi, pi, li) in enumerate(zip(y.tolist(), p.tolist(), per)):
+        pc = clip.value(pi)
         if hard:
             # the probability the model gave to what actually happened
-            pt, expr = (pi, f"-ln({pi:.5g})") if yi == 1 else (1.0 - pi, f"-ln(1 - {pi:.5g})")
-            lines.append(f"i={i}: y={yi:g}, p={pi:.5g}: {expr} = {_fmt(li, 5)}")
+            if yi == 1:
+                pt, expr = pc, f"-ln({_ln_text(pc, clip.eps)})"
+            elif clip.bites(pi):
+                pt, expr = 1.0 - pc, f"-ln(1 - ({_ln_text(pc, clip.eps)})) = -ln({1.0 - pc:.6g})"
+            else:
+                pt, expr = 1.0 - pc, f"-ln(1 - {pc:.5g})"
+            lines.append(f"i={i}: y={yi:g}, p={clip.show(pi)}: {expr} = {_fmt(li, 5)}")
             points.append((pt, li))
         else:
-            lines.append(f"i={i}: y={yi:g}, p={pi:.5g}: -[{yi:g} ln({pi:.5g}) + {1 - yi:g} ln(1 - {pi:.5g})] = {_fmt(li, 5)}")
+            lines.append(f"i={i}: y={yi:g}, p={clip.show(pi)}: -[{yi:g} ln({_ln_text(pc, clip.eps)}) + {1 - yi:g} "
+                         f"ln(1 - {_ln_text(pc, clip.eps)})] = {_fmt(li, 5)}")
+    if clipped:
+        lines += clip.note()
     steps.append(Step("Per-example loss: -log of the probability given to the observed label",
                       "l_i = -[y_i ln(p_i) + (1 - y_i) ln(1 - p_i)]", {"l (nats)": per}, lines))
     grad_formula = ("dL/dz_i = (sigmoid(z_i) - y_i) / N" if which == "logits"
                     else "dL/dp_i = (p_i - y_i) / (N p_i (1 - p_i))")
-    steps += _reduction_steps(res, y.size, base, "logits" if which == "logits" else "probabilities", grad_formula)
+    steps += _reduction_steps(res, y.size, base, "logits" if which == "logits" else "probabilities", grad_formula,
+                              clip.grad_lines([f"i={i}" for i in clipped]))
     return Explanation("binary", {"labels": _py(y), which: _py(x)}, steps, res, points)
 
 
@@ -354,7 +430,8 @@ def explain_categorical(
     probs, logits : rows of C floats (one row or N rows)
         Exactly one. Probability rows must sum to 1.
     base, grad, exact
-        As in :func:`explain_binary`.
+        As in :func:`explain_binary` (probabilities are clipped to [eps, 1 - eps]
+        unless ``exact``).
 
     Returns
     -------
@@ -372,6 +449,7 @@ def explain_categorical(
     form, t = _parse_target(target, n, c)
     steps: list[Step] = []
     opts: dict[str, Any] = {"from_logits": which == "logits"}
+    clip = _Clip.of(which, exact)
     if which == "logits":
         p = np.asarray(xent.softmax(x))
         steps.append(Step("Softmax turns each row of logits into probabilities that sum to 1",
@@ -379,35 +457,48 @@ def explain_categorical(
                           {"z": _py(x), "p": _py(p)}))
     else:
         p = x
-        opts["eps"] = 0.0 if exact else "auto"
+        opts["eps"] = clip.eps if clip.eps else 0.0
+    # the probabilities the loss takes the log of: clipped like the loss clips them
+    pc = np.vectorize(clip.value, otypes=[np.float64])(p) if clip.eps else p
     loss_fn = xent.sparse_categorical_cross_entropy if form == "index" else xent.categorical_cross_entropy
     res = _reductions(loss_fn, t, x, opts, base, grad)
     res["probs"] = _py(p)
     res["target_form"] = form
+    res["eps"] = clip.eps
     per = res["per_example"]
     lines, points = [], []
     if form == "index":
-        for i, (yi, li) in enumerate(zip(t.tolist(), per)):
-            lines.append(f"i={i}: true class {yi}, p[{yi}] = {p[i, yi]:.5g}: -ln({p[i, yi]:.5g}) = {_fmt(li, 5)}")
-            points.append((float(p[i, yi]), li))
+        used = [(i, int(yi)) for i, yi in enumerate(t.tolist())]
+        for i, yi in used:
+            lines.append(f"i={i}: true class {yi}, p[{yi}] = {clip.show(p[i, yi])}: "
+                         f"-ln({_ln_text(pc[i, yi], clip.eps)}) = {_fmt(per[i], 5)}")
+            points.append((float(pc[i, yi]), per[i]))
         formula = "l_i = -ln(p_i[y_i])  (the one-hot target keeps only the true class)"
         title = "Per-example loss: -log of the probability of the true class"
     else:
+        used = [(i, k) for i in range(n) for k in range(c) if t[i, k] > 0]
         # each class's contribution -t_c ln p_c, from the information measure on single outcomes
-        terms = np.asarray(xent.cross_entropy(t[..., None], p[..., None]))
+        terms = np.asarray(xent.cross_entropy(t[..., None], pc[..., None]))
         for i in range(n):
             parts = " + ".join(f"{_fmt(float(v), 5)}" for v in terms[i])
             lines.append(f"i={i}: -sum_c t_c ln(p_c) = {parts} = {_fmt(per[i], 5)}")
-            points += [(float(p[i, k]), _surprise(p[i, k])) for k in range(c) if t[i, k] > 0]
+        points += [(float(pc[i, k]), _surprise(pc[i, k])) for i, k in used]
         res["per_class_terms"] = _py(terms)
         formula = "l_i = -sum_c t_ic ln(p_ic)"
         title = "Per-example loss: cross-entropy of the target row against the predicted row"
+    # only the probabilities that the loss reads (t_ic > 0) matter; the others have a zero gradient anyway
+    clipped = [(i, k) for i, k in used if clip.bites(float(p[i, k]))]
+    res["clipped"] = [list(ik) for ik in clipped]
+    if clipped:
+        lines += [f"i={i}: p[{k}] = {clip.show(float(p[i, k]))}" for i, k in clipped if form != "index"]
+        lines += clip.note()
     steps.append(Step(title, formula, {"l (nats)": per}, lines))
     if which == "logits":
         gf = "dL/dz_ic = (p_ic - t_ic) / N"
     else:
         gf = "dL/dp_ic = -t_ic / (N p_ic)"
-    steps += _reduction_steps(res, n, base, "logits" if which == "logits" else "probabilities", gf)
+    steps += _reduction_steps(res, n, base, "logits" if which == "logits" else "probabilities", gf,
+                              clip.grad_lines([f"(i={i}, c={k})" for i, k in clipped]))
     inputs = {"target": t.tolist() if form == "index" else _py(t), which: _py(x)}
     return Explanation("categorical", inputs, steps, res, points)
 
@@ -467,6 +558,9 @@ def explain_distributions(
         inputs["q"] = _py(qa)
         ce_terms = np.asarray(xent.cross_entropy(pa[:, None], qa[:, None]))
         kl_terms = np.asarray(xent.kl_divergence(pa[:, None], qa[:, None]))
+        ma = (pa + qa) / 2
+        js_terms = (np.asarray(xent.kl_divergence(pa[:, None], ma[:, None]))
+                    + np.asarray(xent.kl_divergence(qa[:, None], ma[:, None]))) / 2
         for key, fn in (("cross_entropy", xent.cross_entropy), ("kl", xent.kl_divergence), ("js", xent.js_divergence)):
             res[key] = float(fn(pa, qa))
             res[f"{key}_base"] = float(fn(pa, qa, base=shown))
@@ -482,44 +576,145 @@ def explain_distributions(
                  [f"check: H(p, q) - H(p) = {_fmt(res['cross_entropy'] - res['entropy'], 5)} nats"]),
             Step("Jensen-Shannon divergence: symmetric, finite, at most ln 2 = 1 bit",
                  "JS(p, q) = KL(p || m) / 2 + KL(q || m) / 2,  m = (p + q) / 2",
-                 {"JS(p, q) (nats)": res["js"], f"JS(p, q) ({units})": res["js_base"]}),
+                 {"m_i": _py(ma), "[p_i ln(p_i / m_i) + q_i ln(q_i / m_i)] / 2": _py(js_terms),
+                  "JS(p, q) (nats)": res["js"], f"JS(p, q) ({units})": res["js_base"]}),
         ]
+        res["terms"] = {"entropy": _py(h_terms), "cross_entropy": _py(ce_terms), "kl": _py(kl_terms),
+                        "js": _py(js_terms)}
         points = [(float(v), _surprise(v)) for v, w in zip(qa, pa) if w > 0]
+    else:
+        res["terms"] = {"entropy": _py(h_terms)}
     res["measure"] = measure
     res["value"] = res[measure]
     res["value_base"] = res[f"{measure}_base"]
     return Explanation("distributions", inputs, steps, res, points)
 
 
-def plot_explanation(explanation: Explanation, path: str, *, title: str | None = None) -> None:
-    """Draw -ln p against p with the explanation's points marked; save a PNG to ``path``.
+_TERM_LABELS = {
+    "entropy": ("-p_i ln p_i", "H(p)"),
+    "cross_entropy": ("-p_i ln q_i", "H(p, q)"),
+    "kl": ("p_i ln(p_i / q_i)", "KL(p || q)"),
+    "js": ("[p_i ln(p_i / m_i) + q_i ln(q_i / m_i)] / 2", "JS(p, q)"),
+}
 
-    Needs matplotlib (the ``cli`` extra); it is imported here, with the Agg backend.
-    """
+
+def _pyplot() -> Any:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - the cli extra installs it
-        raise ImportError("plotting needs matplotlib: pip install 'xent[cli]'") from None
-    grid = np.linspace(1e-3, 1.0, 500)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    except ImportError:
+        raise ModuleNotFoundError('plotting needs matplotlib: pip install "xent-ml[cli]"', name="matplotlib") from None
+    return plt
+
+
+def plot_explanation(explanation: Explanation, path: str, *, title: str | None = None) -> None:
+    """Draw an explanation and save it as a PNG to ``path``.
+
+    Losses (binary, categorical): the curve -ln p against p, with each example's
+    probability of what happened and its loss marked (clipped probabilities at
+    their clipped value). Distributions: bars of p and q (and m for JS) per
+    outcome, and below them the pointwise terms of the measure, which sum to it.
+
+    Needs matplotlib (the ``cli`` extra); it is imported here, with the Agg backend.
+    """
+    plt = _pyplot()
+    if explanation.kind == "distributions":
+        fig = _plot_distributions(plt, explanation, title)
+    else:
+        fig = _plot_losses(plt, explanation, title)
     try:
-        ax.plot(grid, -np.log(grid), color="0.3", label="-ln p")
-        finite = [(a, b) for a, b in explanation.points if math.isfinite(b)]
-        if finite:
-            xs, ys = zip(*finite)
-            ax.scatter(xs, ys, color="C3", zorder=3, label="given points")
-            for a, b in finite:
-                ax.annotate(f"{b:.3f}", (a, b), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        ax.set_xlabel("probability p given to what happened")
-        ax.set_ylabel("loss -ln p (nats)")
-        ax.set_xlim(0, 1.02)
-        ax.set_ylim(0, max(4.0, *(b + 0.5 for _, b in finite)) if finite else 4.0)
-        ax.set_title(title or f"xent explain {explanation.kind}")
-        ax.legend()
-        fig.tight_layout()
         fig.savefig(path, format="png")
     finally:
         plt.close(fig)
+
+
+def _plot_losses(plt: Any, e: Explanation, title: str | None) -> Any:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    lo = 1e-3
+    grid = np.linspace(lo, 1.0, 500)
+    ax.plot(grid, -np.log(grid), color="0.35", lw=1.5, label="loss -ln p")
+    points = [(i, a, b) for i, (a, b) in enumerate(e.points) if math.isfinite(b)]
+    on = [(i, a, b) for i, a, b in points if a >= lo]
+    off = [(i, a, b) for i, a, b in points if a < lo]  # e.g. p = 0 clipped to eps: -ln p is far above the rest
+    top = max(4.0, *(1.15 * b for _, _, b in on)) if on else 4.0
+    if on:
+        _, xs, ys = zip(*on)
+        ax.scatter(xs, ys, color="C3", zorder=3, s=36, label="each example")
+        for i, a, b in on:
+            ax.annotate(f"i={i}: {b:.4g}", (a, b), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    for k, (i, a, b) in enumerate(off):
+        y = top * (0.97 - 0.08 * k)
+        ax.scatter([0.0], [y], marker="^", color="C3", zorder=3, s=50, clip_on=False)
+        ax.annotate(f"i={i}: p = {a:.3g}, loss {b:.4g} (off the scale)", (0.0, y), textcoords="offset points",
+                    xytext=(8, -3), fontsize=9)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("probability given to what happened")
+    ax.set_ylabel("loss (nats)")
+    r = e.results
+    ax.set_title(title or f"xent explain {e.kind}: mean loss {r['mean']:.4g} nats over {len(r['per_example'])} "
+                          "example(s)", fontsize=10)
+    if r.get("clipped"):
+        ax.text(0.98, 0.70, f"p clipped to [eps, 1 - eps]\neps = {r['eps']:.3g}", transform=ax.transAxes,
+                ha="right", va="top", fontsize=8, color="0.3")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_distributions(plt: Any, e: Explanation, title: str | None) -> Any:
+    r = e.results
+    measure = r["measure"]
+    p = np.asarray(e.inputs["p"])
+    series = [("p", p, "C0")]
+    if "q" in e.inputs:
+        q = np.asarray(e.inputs["q"])
+        series.append(("q", q, "C1"))
+        if measure == "js":
+            series.append(("m = (p + q) / 2", (p + q) / 2, "0.6"))
+    terms = np.asarray(r["terms"][measure], dtype=np.float64)
+    n = p.size
+    x = np.arange(n)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(5.5, 0.7 * n + 2.5), 6.0), dpi=100, sharex=True,
+                                      gridspec_kw={"height_ratios": [1, 1]})
+    width = 0.8 / len(series)
+    for k, (name, v, color) in enumerate(series):
+        xs = x - 0.4 + width * (k + 0.5)
+        top.bar(xs, v, width=width, color=color, label=name)
+        if n <= 12:
+            for a, b in zip(xs, v):
+                top.annotate(f"{b:.3g}", (a, b), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=8)
+    top.set_ylim(0, 1.12)
+    top.set_ylabel("probability")
+    top.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=9, ncol=len(series), frameon=False)
+    top.grid(axis="y", alpha=0.3)
+
+    label, name = _TERM_LABELS[measure]
+    finite = terms[np.isfinite(terms)]
+    span = float(np.max(np.abs(finite))) if finite.size else 0.0
+    span = span if span > 0 else 1.0
+    shown = np.where(np.isfinite(terms), terms, 1.15 * span)  # an infinite term: a hatched bar past the rest
+    bars = bottom.bar(x, shown, width=0.6, color="C2")
+    for bar, v in zip(bars, terms):
+        if not math.isfinite(v):
+            bar.set_hatch("//")
+            bar.set_facecolor("white")
+            bar.set_edgecolor("C3")
+        if n <= 12 or not math.isfinite(v):
+            bottom.annotate("inf" if not math.isfinite(v) else f"{v:.3g}", (bar.get_x() + bar.get_width() / 2,
+                            bar.get_height()), textcoords="offset points", xytext=(0, 2 if v >= 0 else -2),
+                            ha="center", va="bottom" if v >= 0 else "top", fontsize=8)
+    bottom.axhline(0, color="0.3", lw=0.8)
+    low = min(0.0, float(np.min(shown)))
+    bottom.set_ylim(low - 0.15 * span if low < 0 else 0.0, 1.2 * max(float(np.max(shown)), 0.0) + 0.05 * span)
+    bottom.set_ylabel("term (nats)")
+    bottom.set_xticks(x, [f"i={i}" for i in x] if n <= 20 else None)
+    bottom.set_xlabel("outcome i")
+    bottom.grid(axis="y", alpha=0.3)
+    bottom.set_title(f"pointwise terms, which sum to {name}:\n{label}", fontsize=10)
+    fig.suptitle(title or f"xent explain: {name} = {quantity(r['value'], None)}", fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -155,7 +156,8 @@ def test_probability_out_of_range(tmp_path):
 
 def test_rows_not_summing_to_one_and_tolerance(tmp_path):
     f = _csv(tmp_path / "s.csv", "y,a,b", ["0,0.5,0.5", "1,0.3,0.6", "1,0.2,0.8"])
-    fails(xent("score", f, "--label", "y", "--prob", "a", "b"), "s.csv", "row 1", "sum to 0.9")
+    err = fails(xent("score", f, "--label", "y", "--prob", "a", "b"), "s.csv", "row 1", "sum to 0.9")
+    assert "--logit for unnormalised scores" in err and "--logits" not in err  # the flag's real name
     assert xent("score", f, "--label", "y", "--prob", "a", "b", "--tolerance", "0.2").returncode == 0
 
 
@@ -276,3 +278,100 @@ def test_infinite_log_loss_is_null_in_json(tmp_path):
     m = json.loads(proc.stdout)["metrics"]
     assert m["log_loss"] is None and m["perplexity"] is None and m["brier"] == pytest.approx((1 + 0.25) / 2)
     assert "inf" in xent("score", f, "--label", "y", "--prob", "p", "--eps", "0").stdout
+
+
+def test_usage_errors_have_one_prefix(capsys):
+    from xent.cli import main
+
+    for argv, want in [
+        (["score", "f.csv", "--on-invalid", "maybe"],
+         "xent: error: score: argument --on-invalid: invalid choice: 'maybe' (choose from 'error', 'skip') "
+         "(see `xent score --help`)\n"),
+        (["bogus"], "xent: error: argument COMMAND: invalid choice: 'bogus' (choose from 'score', 'explain') "
+                    "(see `xent --help`)\n"),
+        (["explain", "binary", "--labels", "1"],
+         "xent: error: explain binary: one of the arguments --probs --logits is required "
+         "(see `xent explain binary --help`)\n"),
+    ]:
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert (out, err) == ("", want)
+
+
+# ---- class order: which class is positive, and warnings when the classes look swapped ------------------
+
+
+@pytest.fixture
+def yes_no(tmp_path):
+    y, p = _binary(2000, seed=3)
+    p = (0.1 + 0.3 * p).astype(np.float32)  # positives are rare: 25% on average, predicted as such
+    y = (np.random.default_rng(4).random(len(p)) < p).astype(np.int8)
+    f = tmp_path / "yn.parquet"
+    pq.write_table(pa.table({"answer": np.where(y == 1, "yes", "no"), "p_yes": p, "y01": y}), f)
+    return str(f), y, p
+
+
+def main(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`xent ARGS` in this process (no interpreter start-up), with its exit status, stdout and stderr."""
+    from xent.cli import main as cli_main
+
+    rc = cli_main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out, err)
+
+
+def test_binary_prints_the_positive_class_and_stays_quiet_when_the_order_is_right(capsys, yes_no):
+    xent = functools.partial(main, capsys)
+    f, y, p = yes_no
+    ok = xent("score", f, "--label", "answer", "--prob", "p_yes", "--classes", "no,yes")
+    assert ok.returncode == 0 and ok.stderr == "", ok.stderr
+    assert "positive class: 'yes' (`p_yes` is the probability of `answer` = 'yes')" in ok.stdout
+    numeric = xent("score", f, "--label", "y01", "--prob", "p_yes", "--json")
+    out = json.loads(numeric.stdout)
+    assert numeric.stderr == "" and out["positive_class"] == "1" and out["warnings"] == []
+
+
+def test_swapped_classes_warn_and_say_how_to_fix(capsys, yes_no):
+    xent = functools.partial(main, capsys)
+    f, y, p = yes_no
+    bad = xent("score", f, "--label", "answer", "--prob", "p_yes", "--classes", "yes,no", "--json")
+    assert bad.returncode == 0
+    out = json.loads(bad.stdout)
+    assert out["positive_class"] == "no" and out["metrics"]["rig"] < 0
+    [warning] = bad.stderr.splitlines()
+    assert warning.startswith("xent: warning: RIG is negative (")
+    assert "far from the observed rate" in warning and "of the positive class 'no'" in warning
+    assert warning.endswith("if `p_yes` is the probability of 'yes', use --classes no,yes")
+    assert out["warnings"] == [warning.removeprefix("xent: warning: ")]
+    # numeric labels with a column that holds P(y = 0)
+    flipped = tmp = f.replace("yn.parquet", "flip.parquet")
+    pq.write_table(pa.table({"y": y, "p0": (1 - p).astype(np.float32)}), tmp)
+    w = xent("score", flipped, "--label", "y", "--prob", "p0").stderr
+    assert "The positive class is 1 by default; if `p0` is the probability of 0, use --classes 1,0" in w
+    fixed = xent("score", flipped, "--label", "y", "--prob", "p0", "--classes", "1,0")
+    assert fixed.returncode == 0 and fixed.stderr == "" and "positive class: 0" in fixed.stdout
+
+
+def test_multiclass_columns_named_after_other_classes_warn(capsys):
+    xent = functools.partial(main, capsys)
+    args = ("score", os.path.join(ROOT, "examples/data/species_sample.csv"), "--label", "species", "--prob",
+            "p_setosa", "p_versicolor", "p_virginica", "--classes")
+    ok = xent(*args, "setosa,versicolor,virginica")
+    assert ok.returncode == 0 and ok.stderr == ""
+    bad = xent(*args, "versicolor,setosa,virginica")
+    assert bad.returncode == 0
+    named, rig = bad.stderr.splitlines()
+    assert named == ("xent: warning: the prediction columns look named after other classes: `p_setosa` is read as "
+                     "class 'versicolor', `p_versicolor` is read as class 'setosa' (columns are matched to --classes "
+                     "by position)")
+    assert rig.startswith("xent: warning: RIG is negative (") and "`p_setosa` -> 'versicolor'" in rig
+
+
+def test_labels_outside_the_default_classes_suggest_classes(capsys, yes_no):
+    xent = functools.partial(main, capsys)
+    f, _, _ = yes_no
+    err = fails(xent("score", f, "--label", "answer", "--prob", "p_yes"), "row 0", "column `answer`",
+                "label 'no' is not in the class list [0, 1]")
+    assert err.endswith("need --classes, e.g. --classes no,yes (binary: the positive class last)")
+    err = fails(xent("score", f, "--label", "answer", "--prob", "p_yes", "--classes", "no,yess"), "label 'yes'")
+    assert err.endswith("add it to --classes, or check the spelling of --classes")

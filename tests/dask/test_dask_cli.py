@@ -53,3 +53,22 @@ def test_cli_scheduler_address_and_located_error(dask_cluster, files, tmp_path):
     assert dask.stderr == local.stderr
     assert dask.stderr.count("\n") == 1 and "Traceback" not in dask.stderr
     assert f"{bad}: row 321, column `prob`" in dask.stderr
+
+
+def test_cli_workers_located_errors_are_the_local_single_line(files, tmp_path):
+    # Several bad partitions (two Parquet row groups, then a CSV file) on a LocalCluster that xent owns:
+    # its workers print to this terminal, and must print nothing for bad input.
+    cols = binary_frame(600, seed=8)
+    cols["prob"] = cols["prob"].copy()
+    cols["prob"][[150, 420]] = [1.5, -0.25]
+    bad = write_parquet(tmp_path / "bad.parquet", cols, [100, 100, 200, 200])
+    csv_cols = binary_frame(50, seed=9)
+    csv_cols["prob"] = csv_cols["prob"].copy()
+    csv_cols["prob"][7] = float("nan")
+    bad_csv = write_csv(tmp_path / "bad.csv", csv_cols)
+    args = ("score", files[0], bad, bad_csv)
+    local = xent_cli(*args)
+    dask = xent_cli(*args, "--engine", "dask", "--workers", "2")
+    assert (local.returncode, dask.returncode) == (2, 2)
+    assert local.stderr == f"xent: error: {bad}: row 150, column `prob`: probability 1.5 is outside [0, 1]\n"
+    assert dask.stderr == local.stderr and dask.stdout == ""

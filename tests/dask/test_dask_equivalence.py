@@ -195,3 +195,17 @@ def test_progress_bar_counts_every_row(dask_client, binary_files, capsys):
     xent.dask.score(binary_files, spec, client=dask_client, progress=True)
     err = capsys.readouterr().err
     assert "9.0k rows" in err and "%" not in err  # with a CSV file: rows counted from finished partitions
+
+
+def test_a_crash_that_is_not_bad_input_still_raises(dask_client):
+    # Bad input comes back as a value (no worker log); any other exception must still surface.
+    import dask.dataframe as dd
+    import pandas as pd
+
+    def crash(df):
+        raise ZeroDivisionError("a real crash")
+
+    frame = dd.from_pandas(pd.DataFrame({"label": [0, 1] * 10, "prob": [0.5] * 20}), npartitions=2)
+    frame = frame.map_partitions(crash, meta=frame._meta)
+    with pytest.raises(ZeroDivisionError, match="a real crash"):
+        xent.dask.score(frame, ScoreSpec(label="label", pred="prob"), client=dask_client)

@@ -15,15 +15,30 @@ import xent.dask
 from xent.scoring import ScoreSpec
 from xent.scoring import score as local_score
 
-# Run on each worker: make every partition take >= 50 ms so the run lasts a few seconds.
-SLOW_WORKER = """
-import time, xent.io
+# Run on each worker: after its first partition, a worker waits at a gate (a file) before each
+# further one. The test kills a worker while both hold a finished partition and wait at the gate,
+# then opens the gate: the kill lands mid-run by construction, not by timing.
+GATED_WORKER = """
+import os, time, xent.io
 _orig = xent.io.state_from_table
-def _slow(*a, **k):
-    time.sleep(0.05)
-    return _orig(*a, **k)
-xent.io.state_from_table = _slow
+_done = [0]
+def _gated(*a, **k):
+    if _done[0]:
+        while not os.path.exists(GATE):
+            time.sleep(0.01)
+    out = _orig(*a, **k)
+    _done[0] += 1
+    open(os.path.join(DONE, f"{os.getpid()}.{_done[0]}"), "w").close()
+    return out
+xent.io.state_from_table = _gated
 """
+
+
+def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout  # a guard against a hang, not a timing assumption
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 def test_killing_a_worker_mid_run_gives_the_local_result(tmp_path):
@@ -35,11 +50,13 @@ def test_killing_a_worker_mid_run_gives_the_local_result(tmp_path):
     path = write_parquet(tmp_path / "many.parquet", cols, sizes)
     spec = ScoreSpec(label="label", pred="prob", weight="w")
     want = local_score([path], spec)
+    gate, done = tmp_path / "gate", tmp_path / "done"
+    done.mkdir()
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster, set_as_default=False) as client:
-        client.run(exec, SLOW_WORKER, {})  # fresh globals for the snippet
+        client.run(exec, GATED_WORKER, {"GATE": str(gate), "DONE": str(done)})  # fresh globals for the snippet
         pids = client.run(os.getpid)
         out: dict = {}
 
@@ -51,14 +68,13 @@ def test_killing_a_worker_mid_run_gives_the_local_result(tmp_path):
 
         t = threading.Thread(target=work)
         t.start()
-        deadline = time.monotonic() + 30
-        while not any(client.processing().values()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)  # some partitions done and held in worker memory, others running
-        assert t.is_alive(), "the run finished before a worker could be killed"
+        # both workers have finished (and hold) one partition and wait at the gate with the next
+        _wait_for(lambda: {f.split(".")[0] for f in os.listdir(done)} == {str(p) for p in pids.values()},
+                  "a finished partition on each worker")
         victim = sorted(pids.values())[0]
         os.kill(victim, signal.SIGKILL)
-        t.join(timeout=120)
+        gate.touch()
+        t.join(timeout=300)
         assert not t.is_alive()
         assert "error" not in out, out.get("error")
         assert victim not in client.run(os.getpid).values()  # the nanny started a fresh process

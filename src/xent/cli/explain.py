@@ -15,7 +15,7 @@ import sys
 from fractions import Fraction
 from typing import Any
 
-from xent.cli import CLIError
+from xent.cli import CLIError, require
 
 __all__ = ["parse_numbers", "parse_rows", "register", "run"]
 
@@ -43,6 +43,9 @@ def _number(text: str, flag: str, where: str) -> float:
         value = float(Fraction(token))
     except (ValueError, ZeroDivisionError):
         raise CLIError(f"{flag}: cannot parse {token!r} as a number ({where})") from None
+    except OverflowError:  # 1e400: exact as a Fraction, beyond float64
+        raise CLIError(f"{flag}: {token} is beyond the float range (magnitude at most {sys.float_info.max:.4g}) "
+                       f"({where})") from None
     return value
 
 
@@ -143,6 +146,7 @@ def _explain(args: argparse.Namespace) -> Any:
 
     base = _base(args.base) if args.base is not None else None
     kind = args.kind
+    pred: dict[str, Any]
     try:
         if kind == "binary":
             pred = {"probs": parse_numbers(args.probs, "--probs")} if args.probs is not None else {
@@ -165,20 +169,25 @@ def _explain(args: argparse.Namespace) -> Any:
 
 
 def _headline(e: Any) -> str:
-    r = e.results
-    from xent.explain import _units
+    from xent.explain import quantity
 
-    unit = _units(r["base"])
+    r = e.results
+    base = r["base"]
+
+    def both(nats: float, in_base: float) -> str:  # "0.5 nats = 0.72 bits", or "0.5 nats" alone for --base e
+        return quantity(nats, None) if base == math.e else f"{quantity(nats, None)} = {quantity(in_base, base)}"
+
     if e.kind == "distributions":
         names = {"entropy": "H(p)", "cross_entropy": "H(p, q)", "kl": "KL(p || q)", "js": "JS(p, q)"}
-        return f"{names[r['measure']]} = {r['value']:.6g} nats = {r['value_base']:.6g} {unit}"
-    return (f"mean loss = {r['mean']:.6g} nats = {r['mean_base']:.6g} {unit}; "
-            f"sum = {r['sum']:.6g} nats = {r['sum_base']:.6g} {unit}")
+        return f"{names[r['measure']]} = {both(r['value'], r['value_base'])}"
+    return f"mean loss = {both(r['mean'], r['mean_base'])}; sum = {both(r['sum'], r['sum_base'])}"
 
 
 def run(args: argparse.Namespace) -> int:
     if args.digits < 0 or args.digits > 17:
         raise CLIError(f"--digits must be in [0, 17], got {args.digits}")
+    if args.plot:
+        require("matplotlib", "--plot")
     e = _explain(args)
     if args.plot:
         from xent.explain import plot_explanation

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, Literal
 
-from xent.cli import CLIError
+from xent.cli import CLIError, require
 
 Engine = Literal["local", "dask"]
 
@@ -108,6 +108,9 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    require("pyarrow", "xent score")  # reads every format; before any work, as one line
+    if args.plot:
+        require("matplotlib", "--plot")
     from xent.scoring import ScoreInputError
 
     spec = spec_from_args(args)
@@ -124,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
 
             report = score(args.paths, spec, threads=args.threads, progress=progress)
     except ScoreInputError as exc:
-        raise CLIError(str(exc)) from None
+        raise CLIError(_with_hint(exc, args)) from None
+    for warning in report.warnings:
+        print(f"xent: warning: {warning}", file=sys.stderr)
     if args.plot:
         try:
             report.plot(args.plot)
@@ -140,6 +145,16 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `xent score ... | head`: the reader left, which is not an error
         sys.stdout = None
     return 0
+
+
+def _with_hint(exc: Any, args: argparse.Namespace) -> str:
+    """The error's one line, with what to do when a label is not one of the classes."""
+    if exc.column != args.label or "not in the class list" not in exc.message:
+        return str(exc)
+    if args.classes is None:
+        return (f"{exc}; labels other than 0, 1 (binary) or 0..K-1 need --classes, e.g. --classes no,yes "
+                "(binary: the positive class last)")
+    return f"{exc}; add it to --classes, or check the spelling of --classes"
 
 
 def _dask_score(args: argparse.Namespace, spec: Any, progress: bool) -> Any:

@@ -11,7 +11,7 @@ the partition sizes, unlike averaging per-chunk means.
 Worker loss is survived by Dask's lineage: the scheduler recomputes the lost
 partitions on the remaining or restarted workers.
 
-dask[distributed] is an optional extra: ``pip install "xent[dask]"``.
+dask[distributed] is an optional extra: ``pip install "xent-ml[dask]"``.
 ``import xent`` never imports it; ``import xent.dask`` does, and raises
 :class:`MissingDaskError` (an ImportError) with that install hint when it is
 missing.

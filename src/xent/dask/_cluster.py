@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["INSTALL_HINT", "MissingDaskError", "open_client", "require_distributed"]
 
-INSTALL_HINT = 'pip install "xent[dask]"'
+INSTALL_HINT = 'pip install "xent-ml[dask]"'
 
 
 class MissingDaskError(ImportError):

@@ -11,20 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from xent.dask._plan import Part
-from xent.dask._tasks import frame_state, merge_states, part_state
+from xent.dask._tasks import InputFailure, frame_state, merge_states, part_state, partition
 
 __all__ = ["run_frame", "run_parts"]
 
 
-def _rows_of(future: Any) -> int:
-    # A partition without a known row count (CSV): read it off its state, a few KB.
-    state = future.result()[0]
-    return 0 if state is None else int(state.rows)
-
-
 def _follow(client: Any, bag: Any, rows: list[int | None], *, progress: bool) -> Any:
-    """Persist ``bag`` (one state per partition) and wait for it, raising the error
-    of the first failed partition in input order, as the local engine would."""
+    """Persist ``bag`` (one state, or one InputFailure, per partition) and wait for it,
+    raising the error of the first failed partition in input order, as the local engine would.
+
+    Each finished partition's value (a state of a few KB) comes to the client, to see
+    whether it holds bad input and, for CSV, how many rows it had."""
     from distributed import as_completed, futures_of
 
     from xent.scoring._progress import Progress
@@ -33,20 +30,30 @@ def _follow(client: Any, bag: Any, rows: list[int | None], *, progress: bool) ->
     futures = futures_of(persisted)
     index = {f.key: int(f.key[1]) for f in futures}  # bag keys are (name, partition)
     by_index = {index[f.key]: f for f in futures}
-    bar = Progress(total=None if None in rows else sum(rows)) if progress else None
+    known = [r for r in rows if r is not None]
+    bar = Progress(total=sum(known) if len(known) == len(rows) else None) if progress else None
     first_error: int | None = None
+    failures: dict[int, Exception] = {}
     try:
         for f in as_completed(futures, loop=client.loop):
             i = index[f.key]
-            if f.status == "error":
+            if f.status != "finished":  # cancelled (after an earlier error), or a crash: re-raised below
+                continue
+            [value] = f.result()
+            if isinstance(value, InputFailure):
+                failures[i] = value.error
                 if first_error is None or i < first_error:
                     first_error = i
                     # later partitions cannot change which error comes first: stop them
                     client.cancel([g for j, g in by_index.items() if j > i and not g.done()])
-            elif bar is not None and f.status == "finished":
-                bar.advance(rows[i] if rows[i] is not None else _rows_of(f))
+            elif bar is not None:
+                n = rows[i]
+                bar.advance(n if n is not None else (0 if value is None else int(value.rows)))
+        crashed = sorted(i for i, f in by_index.items() if f.status == "error")
+        if crashed and (first_error is None or crashed[0] < first_error):
+            by_index[crashed[0]].result()  # re-raises the worker's exception here
         if first_error is not None:
-            by_index[first_error].result()  # re-raises the worker's ScoreInputError here
+            raise failures[first_error]
     except BaseException:
         client.cancel(futures)
         raise
@@ -60,10 +67,6 @@ def _reduce(client: Any, bag: Any, *, split_every: int) -> Any:
     return client.compute(bag.reduction(merge_states, merge_states, split_every=split_every)).result()
 
 
-def _listed(part: Part, spec: Any) -> list[Any]:
-    return [part_state(part, spec)]  # a dask.bag partition is a list
-
-
 def run_parts(client: Any, parts: list[Part], spec: Any, *, progress: bool, split_every: int) -> Any:
     """The merged state of file partitions ``parts``."""
     import dask
@@ -71,7 +74,7 @@ def run_parts(client: Any, parts: list[Part], spec: Any, *, progress: bool, spli
 
     # pure=False: fresh keys per call, so a rerun rereads the files instead of
     # reusing results a long-lived client may still hold for the same paths
-    bag = db.from_delayed([dask.delayed(_listed, pure=False)(p, spec) for p in parts])
+    bag = db.from_delayed([dask.delayed(partition, pure=False)(part_state, p, spec) for p in parts])
     persisted = _follow(client, bag, [p.rows for p in parts], progress=progress)
     return _reduce(client, persisted, split_every=split_every)
 
@@ -88,6 +91,7 @@ def run_frame(client: Any, frame: Any, spec: Any, *, progress: bool, split_every
         raise ScoreInputError(f"missing column(s) {missing}; the DataFrame has {list(frame.columns)}",
                               source="<dask DataFrame>", column=missing[0])
     frame = frame[list(spec.columns)]
-    bag = db.from_delayed([dask.delayed(frame_state, pure=False)(p, spec, i) for i, p in enumerate(frame.to_delayed())])
+    bag = db.from_delayed([dask.delayed(partition, pure=False)(frame_state, p, spec, i)
+                           for i, p in enumerate(frame.to_delayed())])
     persisted = _follow(client, bag, [None] * frame.npartitions, progress=progress)
     return _reduce(client, persisted, split_every=split_every)

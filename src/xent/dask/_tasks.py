@@ -8,12 +8,37 @@ here; the rest of a file is never read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from xent.dask._plan import Part
 
-__all__ = ["frame_state", "merge_states", "part_state"]
+__all__ = ["InputFailure", "frame_state", "merge_states", "part_state", "partition"]
+
+
+@dataclass(frozen=True)
+class InputFailure:
+    """A partition's located input error (``xent.scoring.ScoreInputError``), returned as the
+    partition's value instead of raised.
+
+    A task that raises makes its worker log a "Compute Failed" record with a traceback,
+    which a LocalCluster's workers print on the user's terminal before the one-line error.
+    Bad input is an expected outcome, not a crash: the client re-raises it. Any other
+    exception still raises on the worker, and is logged as the crash it is.
+    """
+
+    error: Exception
+
+
+def partition(fn: Callable[..., Any], *args: Any) -> list[Any]:
+    """``[fn(*args)]`` (a ``dask.bag`` partition), or ``[InputFailure(error)]`` for bad input."""
+    from xent.scoring import ScoreInputError
+
+    try:
+        return [fn(*args)]
+    except ScoreInputError as exc:
+        return [InputFailure(exc)]
 
 
 def _row_group_tables(part: Part, spec: Any, batch_rows: int) -> Iterator[tuple[Any, int]]:
@@ -67,12 +92,11 @@ def part_state(part: Part, spec: Any) -> Any:
     return state
 
 
-def frame_state(frame: Any, spec: Any, index: int) -> list[Any]:
-    """The state of partition ``index`` of a dask DataFrame, as a one-item list
-    (a ``dask.bag`` partition). Rows are numbered within the partition."""
+def frame_state(frame: Any, spec: Any, index: int) -> Any:
+    """The state of partition ``index`` of a dask DataFrame. Rows are numbered within the partition."""
     from xent.io import state_from_table
 
-    return [state_from_table(frame, spec, source=f"<dask partition {index}>", first_row=0)]
+    return state_from_table(frame, spec, source=f"<dask partition {index}>", first_row=0)
 
 
 def merge_states(states: Iterable[Any]) -> Any:

@@ -19,7 +19,7 @@ def _warm() -> None:
         from xent.io import state_from_table
         from xent.scoring import ScoreSpec
 
-        state_from_table(pa.table({"y": np.array([0, 1]), "p": np.array([0.25, 0.5])}), ScoreSpec(label="y", pred="p"))
+        state_from_table(pa.table({"y": np.array([0, 1]), "p": np.array([0.25, 0.5])}), ScoreSpec(label="y", pred=("p",)))
     except Exception:  # a warm-up must never stop the cluster: the workers then load lazily
         pass
 

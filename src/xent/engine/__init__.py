@@ -43,7 +43,7 @@ else the number of CPUs available sets how many.
 Kernels
 -------
 ``xent.engine.kernels`` (imported on the first dispatch) registers them. With
-numba installed (``pip install xent[fast]``), C-contiguous inputs with the
+numba installed (``pip install "xent-ml[fast]"``), C-contiguous inputs with the
 classes on the last axis run fused single-sweep kernels (``_numba.py``,
 compiled on first use and cached on disk; ``XENT_NUMBA=0`` turns them off);
 everything else runs blocked NumPy kernels (``_softmax.py``,

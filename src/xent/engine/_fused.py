@@ -1,6 +1,6 @@
 """Hand C-contiguous, last-axis inputs to the numba kernels of :mod:`xent.engine._numba` when numba is installed.
 
-numba is optional (``pip install xent[fast]``). It is imported the first time a
+numba is optional (``pip install "xent-ml[fast]"``). It is imported the first time a
 kernel could use it, never by ``import xent``; ``XENT_NUMBA=0`` in the
 environment (or :data:`ENABLED` = False) keeps the engine on pure NumPy. Rows
 the fused kernels flag (sums outside the safe range, NaN/inf) are redone by the

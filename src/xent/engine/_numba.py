@@ -1,4 +1,4 @@
-"""Fused numba kernels for C-contiguous logits with the classes on the last axis (optional: ``xent[fast]``).
+"""Fused numba kernels for C-contiguous logits with the classes on the last axis (optional: ``xent-ml[fast]``).
 
 Imported only when such a kernel is about to run (never by ``import xent``), and
 compiled on first use (cached on disk afterwards). Each row is handled in one

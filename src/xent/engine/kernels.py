@@ -1,6 +1,6 @@
 """Registers the fast CPU kernels with :mod:`xent.engine` (imported lazily on first dispatch).
 
-Where numba is installed (``xent[fast]``), C-contiguous inputs with the classes
+Where numba is installed (``xent-ml[fast]``), C-contiguous inputs with the classes
 on the last axis go to the fused kernels of :mod:`xent.engine._numba`; every
 other input, or every input with ``XENT_NUMBA=0``, to the NumPy kernels.
 

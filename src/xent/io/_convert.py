@@ -206,7 +206,7 @@ def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, 
         return f"logit {float(val)!r} is not finite", pcol
     if code == SUM:
         return (f"probabilities sum to {float(np.sum(row)):.10g}, not 1 (tolerance {spec.tolerance:g}; "
-                "use --tolerance, or --logits for unnormalised scores)", ", ".join(pred_cols))
+                "use --tolerance, or --logit for unnormalised scores)", ", ".join(pred_cols))
     if code == WEIGHT:
         return f"weight {float(np.asarray(w)[i])!r} must be finite and >= 0", spec.weight or ""
     return REASONS[code], pcol

@@ -14,7 +14,7 @@ def plot_reliability(report: Any, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError('--plot needs matplotlib: pip install "xent[cli]"') from None
+        raise ModuleNotFoundError('plotting needs matplotlib: pip install "xent-ml[cli]"', name="matplotlib") from None
     r = report.result
     rel = r.reliability
     multi = r.kind == "multiclass"
@@ -28,10 +28,13 @@ def plot_reliability(report: Any, path: str) -> None:
             label="bin mean")
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ax.set_ylabel("accuracy" if multi else "observed rate")
-    ax.set_title(f"Reliability ({'top-label' if multi else 'binary'}): ECE {r.ece:.4f}, log loss {r.log_loss:.4f}")
+    pos = report.positive_class
+    kind = "top-label" if multi else f"binary, positive class {pos!r}" if isinstance(pos, str) else \
+        f"binary, positive class {pos}"
+    ax.set_title(f"Reliability ({kind})\nECE {r.ece:.4f}, log loss {r.log_loss:.4f} nats", fontsize=10)
     ax.legend(loc="upper left")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.03)  # a bin at 1.0 stays visible
     axh.bar(centers, rel.rows, width=width * 0.9, color="C2")
     axh.set_xlabel("top-label confidence" if multi else "predicted probability")
     axh.set_ylabel("rows")

@@ -27,7 +27,14 @@ def render(report: Any) -> str:
     multi = r.kind == "multiclass"
     out = [f"xent score: {len(report.sources)} file(s), {r.rows:,} rows, "
            f"{'multi-class (' + str(len(r.classes)) + ' classes)' if multi else 'binary'}"
-           f"{', logits' if report.spec.from_logits else ''}, {report.engine} engine, {report.seconds:.2f} s", ""]
+           f"{', logits' if report.spec.from_logits else ''}, {report.engine} engine, {report.seconds:.2f} s"]
+    if not multi:
+        pos = report.positive_class
+        shown = repr(pos) if isinstance(pos, str) else str(pos)
+        what = "logit" if report.spec.from_logits else "probability"
+        out.append(f"positive class: {shown} (`{report.spec.pred[0]}` is the {what} of "
+                   f"`{report.spec.label}` = {shown})")
+    out.append("")
     rows = [
         ["log loss (nats)", _f(r.log_loss)],
         ["log loss (bits)", _f(r.log_loss_bits)],

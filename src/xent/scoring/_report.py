@@ -46,6 +46,28 @@ class ScoreReport:
                    seconds=float(seconds), skipped=dict(sorted(state.skipped.items())))
 
     @property
+    def positive_class(self) -> Any:
+        """Binary input: the class whose probability (or logit) the prediction column holds,
+        ``classes[1]`` (1 by default). None for multi-class input."""
+        if self.result.kind != "binary":
+            return None
+        return self.spec.classes[1] if self.spec.classes is not None else 1
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Signs that the classes are out of order, one line each (empty when none).
+
+        Binary: a negative RIG (worse than always predicting the observed positive
+        rate), or a mean prediction more than a factor of ``MISMATCH_FACTOR`` away
+        from the positive class's observed rate (or the same for the negative
+        class): what a prediction column of the other class looks like.
+        Multi-class: a negative RIG, or prediction columns named after classes other
+        than the ones they are matched to by position.
+        """
+        r = self.result
+        return tuple(_binary_warnings(self, r) if isinstance(r, BinaryResult) else _multiclass_warnings(self, r))
+
+    @property
     def rows_per_second(self) -> float:
         return self.result.rows / self.seconds if self.seconds > 0 else math.nan
 
@@ -53,6 +75,8 @@ class ScoreReport:
         """A JSON-able dict (NaN and infinite values become None: JSON has neither)."""
         return {
             "metrics": self.result.to_dict(),
+            "positive_class": None if self.positive_class is None else str(self.positive_class),
+            "warnings": list(self.warnings),
             "skipped_rows": dict(self.skipped),
             "skipped_total": sum(self.skipped.values()),
             "files": list(self.sources),
@@ -76,3 +100,59 @@ class ScoreReport:
         from xent.scoring._plot import plot_reliability
 
         plot_reliability(self, path)
+
+
+# A mean prediction this many times above or below the observed rate is a warning.
+MISMATCH_FACTOR = 2.0
+
+
+def _far(a: float, b: float) -> bool:
+    """a and b (rates in (0, 1)) differ by more than MISMATCH_FACTOR, either way."""
+    return a > 0 and b > 0 and max(a / b, b / a) > MISMATCH_FACTOR
+
+
+def _show(c: Any) -> str:
+    return repr(c) if isinstance(c, str) else str(c)
+
+
+def _binary_warnings(report: ScoreReport, r: BinaryResult) -> list[str]:
+    m, obs = r.mean_predicted, r.positive_rate
+    if not (0.0 < obs < 1.0) or math.isnan(m):  # one class only: neither check means anything
+        return []
+    reasons = []
+    if r.rig < 0:
+        reasons.append(f"RIG is negative ({r.rig:.4f}): the predictions do worse than always predicting the "
+                       f"observed rate {obs:.4f}")
+    if _far(m, obs) or _far(1.0 - m, 1.0 - obs):
+        reasons.append(f"the mean prediction {m:.4f} is far from the observed rate {obs:.4f} of the positive "
+                       f"class {_show(report.positive_class)}")
+    if not reasons:
+        return []
+    neg, pos = report.spec.classes if report.spec.classes is not None else (0, 1)
+    which = "1 by default" if report.spec.classes is None else "the second of --classes"
+    col = report.spec.pred[0]
+    what = "logit" if report.spec.from_logits else "probability"
+    return [f"{' and '.join(reasons)}. Is `{col}` the {what} of {_show(pos)}? The positive class is {which}; "
+            f"if `{col}` is the {what} of {_show(neg)}, use --classes {pos},{neg}"]
+
+
+def _multiclass_warnings(report: ScoreReport, r: MulticlassResult) -> list[str]:
+    labels = [c.label for c in r.classes]
+    cols = report.spec.pred
+    out = []
+    if len(cols) == len(labels) > 1:
+        # a column whose name holds exactly one class name, not the class it is matched to by position
+        named = []
+        for col, label in zip(cols, labels):
+            hits = [c for c in labels if str(c).lower() in col.lower()]
+            if len(hits) == 1 and hits[0] != label:
+                named.append(f"`{col}` is read as class {_show(label)}")
+        if named:
+            out.append(f"the prediction columns look named after other classes: {', '.join(named)} (columns are "
+                       "matched to --classes by position)")
+    if r.rig < 0 and r.entropy_prior > 0:
+        mapping = (": " + ", ".join(f"`{c}` -> {_show(k)}" for c, k in zip(cols, labels))
+                   if len(cols) == len(labels) > 1 else "")
+        out.append(f"RIG is negative ({r.rig:.4f}): the predictions do worse than always predicting the class "
+                   f"priors. Check that --classes lists the classes in the order of the predictions{mapping}")
+    return out

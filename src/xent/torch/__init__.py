@@ -21,7 +21,7 @@ try:
     import torch as _torch  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
-        'xent.torch needs PyTorch, which is not installed. Install it with: pip install "xent[torch]"'
+        'xent.torch needs PyTorch, which is not installed. Install it with: pip install "xent-ml[torch]"'
     ) from exc
 
 from xent.torch.contrastive import CLIPLoss, SigLIPLoss, clip_loss, siglip_loss
