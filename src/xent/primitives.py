@@ -88,12 +88,25 @@ def _sigmoid(x: Any, xp: Any) -> Any:
     return xp.where(x >= 0, one / (one + e), e / (one + e))
 
 
+def _safe_mul(a: Any, b: Any, xp: Any) -> Any:
+    """``a * b`` with ``0 * b = 0`` even where ``b`` is infinite or NaN (a zero weight on log 0).
+
+    Only the entries where ``a == 0`` *and* ``b`` is not finite are replaced (``b`` by 0, before
+    the product), so both derivatives survive everywhere else: ``d/da = b`` also where ``a == 0``
+    (a target of exactly 0 still has a gradient), ``d/db = a``. Never evaluates ``0 * inf``.
+    """
+    lost = (a == 0) & ~xp.isfinite(b)
+    return a * xp.where(lost, xp.zeros_like(b), b)
+
+
 def _xlogy(x: Any, y: Any, xp: Any) -> Any:
-    """x * log(y) with 0 * log(0) = 0 (the information-theory convention)."""
-    zero = x == 0
-    # Evaluate log on 1 where x == 0 so that 0 * log(0) never produces 0 * -inf = NaN.
-    safe_y = xp.where(zero, xp.ones_like(y), y)
-    return xp.where(zero, xp.zeros_like(x * safe_y), x * xp.log(safe_y))
+    """x * log(y) with 0 * log(0) = 0 (the information-theory convention).
+
+    Only ``x == y == 0`` evaluates the log on 1 (so ``0 * log 0`` never becomes ``0 * -inf = NaN``,
+    in the value or in autograd); elsewhere ``d/dx = log y``, also at ``x == 0``.
+    """
+    both_zero = (x == 0) & (y == 0)
+    return x * xp.log(xp.where(both_zero, xp.ones_like(y), y))
 
 
 def logsumexp(x: Any, /, *, axis: int = -1) -> Any:

@@ -170,3 +170,31 @@ def test_float32_close_to_float64(rng, case_id, lib):
     assert str(loss.dtype).endswith("float32") and str(grad.dtype).endswith("float32")
     np.testing.assert_allclose(np.asarray(loss), ref_loss, rtol=2e-5)
     np.testing.assert_allclose(np.asarray(grad), ref_grad, rtol=2e-4, atol=2e-6)
+
+
+def test_ignored_or_zero_weight_infinite_loss_is_silent():
+    """An ignored or zero-weight example whose loss is inf contributes 0, without NumPy's
+    "invalid value encountered in multiply" (0 * inf) RuntimeWarning, to the loss and its gradient."""
+    import warnings
+
+    p0 = np.array([[0.0, 0.5, 0.5], [0.2, 0.3, 0.5]])  # row 0 gives class 0 probability 0: -log 0 = inf
+    calls = [
+        lambda **o: xent.binary_cross_entropy(np.array([1.0, 0.0]), np.array([0.0, 0.5]), eps=0.0,
+                                              weights=np.array([0.0, 1.0]), **o),
+        lambda **o: xent.binary_focal_cross_entropy(np.array([1.0, 0.0]), np.array([0.0, 0.5]), eps=0.0,
+                                                    weights=np.array([0.0, 1.0]), **o),
+        lambda **o: xent.categorical_cross_entropy(np.eye(3)[[0, 1]], p0, eps=0.0, weights=np.array([0.0, 1.0]), **o),
+        lambda **o: xent.categorical_focal_cross_entropy(np.eye(3)[[0, 1]], p0, eps=0.0,
+                                                         weights=np.array([0.0, 1.0]), **o),
+        lambda **o: xent.sparse_categorical_cross_entropy(np.array([-100, 1]), p0, eps=0.0, ignore_index=-100,
+                                                          label_smoothing=0.1, **o),
+        lambda **o: xent.sparse_categorical_cross_entropy(np.array([0, 1]), p0, eps=0.0, weights=np.array([0.0, 1.0]),
+                                                          **o),
+    ]
+    for call in calls:
+        for reduction in ("mean", "sum", "none"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                loss, grad = call(reduction=reduction, return_grad=True)
+            assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
+            assert not np.any(np.atleast_1d(grad)[0])  # the zero-weight / ignored row has a zero gradient

@@ -94,5 +94,5 @@ def binary_core(
     if inside is not None:
         # Clipped entries have derivative 0 (see clip_probabilities).
         g = xp.where(inside, g, xp.zeros_like(g))
-    g = xp.where(scale != 0, g * scale, xp.zeros_like(g))
+    g = safe_mul(scale, g, xp)  # a zero-weight example's infinite gradient is 0, not NaN
     return result, g

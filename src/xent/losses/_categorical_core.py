@@ -105,7 +105,7 @@ def categorical_core(
         # Clipped entries have derivative 0 (see clip_probabilities).
         g = xp.where(inside, g, xp.zeros_like(g))
     s = xp.expand_dims(scale, axis=axis)
-    g = xp.where(s != 0, g * s, xp.zeros_like(g))
+    g = safe_mul(s, g, xp)  # a zero-weight example's infinite gradient is 0, not NaN
     return result, g
 
 

@@ -20,6 +20,7 @@ from xent._lib.validation import (
     log_base,
 )
 from xent.losses._reduce import Reduction
+from xent.primitives import _safe_mul as safe_mul  # re-exported: the losses' name for it
 
 __all__ = [
     "check_flag",
@@ -86,14 +87,6 @@ def log_probabilities(p: Any, xp: Any) -> tuple[Any, Any]:
     """
     with np.errstate(divide="ignore"):
         return xp.log(p), xp.log1p(-p)
-
-
-def safe_mul(a: Any, b: Any, xp: Any) -> Any:
-    """``a * b`` with ``0 * anything = 0``: a zero weight on a log of 0 (or -inf logit) gives 0, not NaN."""
-    zero = a == 0
-    # Evaluate the product on 1 where a == 0, so neither value nor gradient sees 0 * inf.
-    prod = a * xp.where(zero, xp.ones_like(b), b)
-    return xp.where(zero, xp.zeros_like(prod), prod)
 
 
 def safe_div(a: Any, b: Any, xp: Any) -> Any:
