@@ -117,6 +117,10 @@ def as_float_array(x: Any, xp: Any, *, like: Any = None) -> Any:
     weights that must follow the predictions).
     """
     if like is not None:
+        if _is_array(x):
+            # astype / to_device, not asarray: keeps a torch tensor's autograd graph (gradients with
+            # respect to targets and weights) without torch's "unspecified requires_grad" warning.
+            return array_api_compat.to_device(xp.astype(x, like.dtype, copy=False), device_of(like))
         return xp.asarray(x, dtype=like.dtype, device=device_of(like))
     if not _is_array(x):
         x = xp.asarray(x)
