@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
     "check_labels",
     "check_nonnegative",
     "check_nonnegative_scalar",
+    "check_scalar_option",
     "check_shape",
     "check_values_in",
     "log_base",
@@ -58,6 +60,26 @@ def check_nonnegative_scalar(name: str, value: Any) -> float:
     if not (v >= 0.0 and math.isfinite(v)):
         raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
     return v
+
+
+def check_scalar_option(name: str, value: Any, check: Callable[[str, Any], float]) -> Any:
+    """A scalar option (``gamma``, ``alpha``) that may also come as a 0-d array.
+
+    Numbers and eager 0-d arrays are read and checked by ``check`` (e.g.
+    :func:`check_fraction`), which returns a float. A 0-d array whose value is
+    abstract (traced under ``jax.jit`` / ``jax.grad``, ``torch.compile``) or that
+    carries a gradient (a torch tensor with ``requires_grad``) is returned as it is,
+    unread, so that it stays traced and differentiable; its range is then not checked.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()  # messages show 1.5, not np.float32(1.5)
+    if not hasattr(value, "shape"):
+        return check(name, value)
+    if tuple(value.shape) != ():
+        raise ValueError(f"`{name}` must be a number or a 0-d array, got an array of shape {tuple(value.shape)}")
+    if is_traced(value) or getattr(value, "requires_grad", False):
+        return value
+    return check(name, to_numpy(value).item())
 
 
 def check_base(base: Any) -> float | None:

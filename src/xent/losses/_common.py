@@ -79,14 +79,23 @@ def clip_probabilities(p: Any, eps: float, xp: Any) -> tuple[Any, Any]:
     return xp.where(p < lo, lo, xp.where(p > hi, hi, p)), inside
 
 
-def log_probabilities(p: Any, xp: Any) -> tuple[Any, Any]:
-    """``(log p, log(1 - p))`` of (clipped) probabilities; ``log 0 = -inf`` without a NumPy warning.
+def log_probabilities(p: Any, xp: Any, *, eps: float, complement: bool = True) -> tuple[Any, Any]:
+    """``(log p, log(1 - p))`` of probabilities clipped at ``eps``; ``log 0 = -inf`` without a NumPy warning.
 
-    With ``eps=0`` an exact 0 is allowed and its ``-inf`` is the intended answer.
-    ``log1p(-p)`` keeps the digits of ``log(1 - p)`` for small ``p``.
+    With ``eps=0`` (or an ``eps`` below the dtype's machine epsilon, which rounds ``1 - eps``
+    to 1) an exact 0 or 1 is allowed and its ``-inf`` is the intended answer. There the log is taken of 1 instead (double where), so that its derivative is 0,
+    not inf: autograd through a zero coefficient (``0 * log 0``, which :func:`safe_mul` sets
+    to 0) then gives 0, never ``0 * inf = NaN``. ``log1p(-p)`` keeps the digits of
+    ``log(1 - p)`` for small ``p``. ``complement=False`` skips ``log(1 - p)`` (None).
     """
-    with np.errstate(divide="ignore"):
-        return xp.log(p), xp.log1p(-p)
+    if eps >= float(xp.finfo(p.dtype).eps):  # p is clipped inside (0, 1): both logs are finite
+        return xp.log(p), (xp.log1p(-p) if complement else None)
+    minus_inf = scalar(-math.inf, p, xp)
+    zero, one = p == 0, p == 1
+    log_p = xp.where(zero, minus_inf, xp.log(xp.where(zero, xp.ones_like(p), p)))
+    if not complement:
+        return log_p, None
+    return log_p, xp.where(one, minus_inf, xp.log1p(-xp.where(one, xp.zeros_like(p), p)))
 
 
 def safe_div(a: Any, b: Any, xp: Any) -> Any:

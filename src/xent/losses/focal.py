@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from xent._lib.namespace import as_float_array, get_namespace
-from xent._lib.validation import check_fraction, check_nonnegative_scalar, check_shape, check_values_in
+from xent._lib.validation import (
+    check_fraction,
+    check_nonnegative_scalar,
+    check_scalar_option,
+    check_shape,
+    check_values_in,
+)
 from xent.losses._binary_core import binary_core
 from xent.losses._categorical_core import categorical_core
 from xent.losses._common import finish, prepare_weights
@@ -13,6 +19,11 @@ from xent.losses.binary import prepare_binary
 from xent.losses.categorical import prepare_categorical
 
 __all__ = ["binary_focal_cross_entropy", "categorical_focal_cross_entropy"]
+
+
+def _scalar(value: Any, like: Any, xp: Any) -> Any:
+    """A checked float stays a float; a traced 0-d array takes the predictions' dtype and device."""
+    return value if isinstance(value, float) else as_float_array(value, xp, like=like)
 
 
 def binary_focal_cross_entropy(
@@ -82,12 +93,13 @@ def binary_focal_cross_entropy(
     >>> bool(np.isclose(xent.binary_focal_cross_entropy(y, p, gamma=0.0), xent.binary_cross_entropy(y, p)))
     True
     """
+    get_namespace(y_true, y_pred, gamma, alpha, names=("y_true", "y_pred", "gamma", "alpha"))
     a = prepare_binary(
         y_true, y_pred, weights, pos_weight, from_logits=from_logits, reduction=reduction, base=base,
         label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
-    g = check_nonnegative_scalar("gamma", gamma)
-    al = None if alpha is None else check_fraction("alpha", alpha)
+    g = _scalar(check_scalar_option("gamma", gamma, check_nonnegative_scalar), a["x"], a["xp"])
+    al = None if alpha is None else _scalar(check_scalar_option("alpha", alpha, check_fraction), a["x"], a["xp"])
     out = binary_core(
         a["y"], a["x"], a["xp"], from_logits=a["from_logits"], eps=a["eps"], pos_weight=a["pw"],
         label_smoothing=a["e"], sample_weights=a["sw"], reduction=a["reduction"],
@@ -166,9 +178,9 @@ def categorical_focal_cross_entropy(
         base=base, label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
     x = a["x"]
-    g = check_nonnegative_scalar("gamma", gamma)
-    if alpha is None or isinstance(alpha, (int, float)):
-        al = None if alpha is None else check_nonnegative_scalar("alpha", alpha)
+    g = _scalar(check_scalar_option("gamma", gamma, check_nonnegative_scalar), x, xp)
+    if alpha is None or getattr(alpha, "ndim", 0) == 0:
+        al = None if alpha is None else _scalar(check_scalar_option("alpha", alpha, check_nonnegative_scalar), x, xp)
     else:
         al = as_float_array(alpha, xp, like=x)
         check_shape("alpha", al, (a["n_classes"],), what="a float or one factor per class")
