@@ -253,3 +253,12 @@ def test_autograd_through_measures_is_finite_and_exact():
     fd = [(xent.js_divergence(p, q + h * e) - xent.js_divergence(p, q - h * e)) / (2 * h) for e in np.eye(4)]
     gj = jax.grad(lambda v: xent.js_divergence(jnp.asarray(p), v))(jnp.asarray(q))
     np.testing.assert_allclose(np.asarray(gj), fd, rtol=1e-6, atol=1e-9)
+
+
+def test_complex_and_non_numeric_inputs_name_the_argument():
+    with pytest.raises(TypeError, match=r"`q` must hold real numbers .*got dtype complex128"):
+        xent.cross_entropy([0.5, 0.5], np.array([0.5 + 0.1j, 0.5]))
+    with pytest.raises(TypeError, match=r"`p` must be an array of real numbers, got None"):
+        xent.entropy(None)
+    with pytest.raises(TypeError, match=r"`p` must hold real numbers .*got dtype <U"):
+        xent.entropy(["a", "b"])

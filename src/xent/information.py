@@ -30,7 +30,7 @@ def _prepare(arrays: tuple[Any, ...], names: tuple[str, ...], axis: Any, base: A
     """Resolve the namespace, promote to a common float dtype, broadcast and validate."""
     xp = get_namespace(*arrays, names=names)
     b = check_base(base)
-    arrs = [as_float_array(a, xp) for a in arrays]
+    arrs = [as_float_array(a, xp, name=n) for a, n in zip(arrays, names)]
     try:
         shape = np.broadcast_shapes(*(tuple(a.shape) for a in arrs))
     except ValueError:

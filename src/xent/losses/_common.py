@@ -112,7 +112,7 @@ def prepare_weights(
     """Weights as an array of ``like``'s dtype and device, broadcast to ``shape``, checked >= 0."""
     if w is None:
         return None
-    w = as_float_array(w, xp, like=like)
+    w = as_float_array(w, xp, like=like, name=name)
     try:
         ok = np.broadcast_shapes(tuple(w.shape), shape) == tuple(shape)
     except ValueError:
@@ -135,11 +135,14 @@ def try_engine(op: str, xp: Any, *args: Any, **kwargs: Any) -> Any:
     return engine.dispatch(op, *args, **kwargs)
 
 
-def finish(loss: Any, grad: Any, xp: Any, *, base: float | None, return_grad: bool) -> Any:
-    """Convert nats to ``base``, give NumPy callers scalars, and pair the gradient when asked."""
+def finish(loss: Any, grad: Any, xp: Any, *, base: float | None, return_grad: bool, dtype: Any) -> Any:
+    """Convert nats to ``base``, return ``dtype`` (the input's: half precision computes in float32),
+    give NumPy callers scalars, and pair the gradient when asked."""
     if base is not None:
         d = log_base(base)
         loss = loss / d
         grad = None if grad is None else grad / d
+    loss = xp.astype(loss, dtype, copy=False)
+    grad = None if grad is None else xp.astype(grad, dtype, copy=False)
     out = to_result(loss, xp)
     return (out, grad) if return_grad else out
