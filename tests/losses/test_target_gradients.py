@@ -8,6 +8,8 @@ loss (torch's own losses and optax under autograd), and with optax's ``test_grad
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -89,7 +91,10 @@ def test_torch_target_gradient_matches_torch(case):
     for fn in (ours, theirs):
         yy = y.clone().requires_grad_(True)
         xx = x.clone().requires_grad_(True)
-        out = fn(yy, xx)
+        with warnings.catch_warnings():
+            # e.g. torch's "unspecified requires_grad" warning when a target tensor is converted
+            warnings.simplefilter("error")
+            out = fn(yy, xx)
         out.sum().backward()
         grads.append((out.detach(), yy.grad, xx.grad))
     (lo, gy, gx), (lt, gy_ref, gx_ref) = grads
