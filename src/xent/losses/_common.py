@@ -79,7 +79,7 @@ def clip_probabilities(p: Any, eps: float, xp: Any) -> tuple[Any, Any]:
     return xp.where(p < lo, lo, xp.where(p > hi, hi, p)), inside
 
 
-def log_probabilities(p: Any, xp: Any, *, eps: float, complement: bool = True) -> tuple[Any, Any]:
+def log_probabilities(p: Any, xp: Any, *, eps: float = 0.0, complement: bool = True) -> tuple[Any, Any]:
     """``(log p, log(1 - p))`` of probabilities clipped at ``eps``; ``log 0 = -inf`` without a NumPy warning.
 
     With ``eps=0`` (or an ``eps`` below the dtype's machine epsilon, which rounds ``1 - eps``
@@ -135,14 +135,15 @@ def try_engine(op: str, xp: Any, *args: Any, **kwargs: Any) -> Any:
     return engine.dispatch(op, *args, **kwargs)
 
 
-def finish(loss: Any, grad: Any, xp: Any, *, base: float | None, return_grad: bool, dtype: Any) -> Any:
-    """Convert nats to ``base``, return ``dtype`` (the input's: half precision computes in float32),
-    give NumPy callers scalars, and pair the gradient when asked."""
+def finish(loss: Any, grad: Any, xp: Any, *, base: float | None, return_grad: bool, dtype: Any = None) -> Any:
+    """Convert nats to ``base``, return ``dtype`` (the input's, when half precision computed in
+    float32; None keeps the computed dtype), give NumPy callers scalars, and pair the gradient when asked."""
     if base is not None:
         d = log_base(base)
         loss = loss / d
         grad = None if grad is None else grad / d
-    loss = xp.astype(loss, dtype, copy=False)
-    grad = None if grad is None else xp.astype(grad, dtype, copy=False)
+    if dtype is not None:
+        loss = xp.astype(loss, dtype, copy=False)
+        grad = None if grad is None else xp.astype(grad, dtype, copy=False)
     out = to_result(loss, xp)
     return (out, grad) if return_grad else out
