@@ -230,7 +230,7 @@ def check_labels(
 def _only_zeros_and_ones(x: Any, xp: Any) -> bool:
     """True when every value of ``x`` is 0 or 1. A look at the first values settles the common
     case (real predictions) with a small, fixed allocation; only 0/1 prefixes scan the rest."""
-    head = x.flat[:1024] if isinstance(x, np.ndarray) else xp.reshape(x, (-1,))[:1024]
+    head = x.flat[:64] if isinstance(x, np.ndarray) else xp.reshape(x, (-1,))[:64]
     if _any_concrete((head != 0) & (head != 1), xp):
         return False
     return not _any_concrete((x != 0) & (x != 1), xp)
