@@ -10,6 +10,8 @@ from xent.losses import (
     binary_focal_cross_entropy,
     categorical_cross_entropy,
     categorical_focal_cross_entropy,
+    clip_loss,
+    siglip_loss,
     sparse_categorical_cross_entropy,
 )
 from xent.engine import get_num_threads, set_num_threads
@@ -22,6 +24,7 @@ __all__ = [
     "binary_focal_cross_entropy",
     "categorical_cross_entropy",
     "categorical_focal_cross_entropy",
+    "clip_loss",
     "cross_entropy",
     "entropy",
     "get_num_threads",
@@ -31,6 +34,7 @@ __all__ = [
     "log_softmax",
     "logsumexp",
     "set_num_threads",
+    "siglip_loss",
     "sigmoid",
     "softmax",
     "sparse_categorical_cross_entropy",

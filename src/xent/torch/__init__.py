@@ -11,6 +11,10 @@ Imported only on request (``import xent.torch``); ``import xent`` never imports 
 Both support ``ignore_index``, ``label_smoothing``, ``class_weights``, ``z_loss``,
 ``softcap``, ``reduction`` in {"mean", "sum", "none"} and ``return_lse``, with the
 conventions of ``xent.sparse_categorical_cross_entropy``.
+
+- :func:`siglip_loss` / :class:`SigLIPLoss` and :func:`clip_loss` / :class:`CLIPLoss`:
+  the contrastive losses of ``xent.siglip_loss`` / ``xent.clip_loss``, chunked (the
+  N x N logits never exist whole) and across the ranks of a process group (a ring).
 """
 
 try:
@@ -20,7 +24,17 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         'xent.torch needs PyTorch, which is not installed. Install it with: pip install "xent[torch]"'
     ) from exc
 
+from xent.torch.contrastive import CLIPLoss, SigLIPLoss, clip_loss, siglip_loss
 from xent.torch.functional import cross_entropy, linear_cross_entropy
 from xent.torch.modules import CrossEntropyLoss, LinearCrossEntropyLoss
 
-__all__ = ["CrossEntropyLoss", "LinearCrossEntropyLoss", "cross_entropy", "linear_cross_entropy"]
+__all__ = [
+    "CLIPLoss",
+    "CrossEntropyLoss",
+    "LinearCrossEntropyLoss",
+    "SigLIPLoss",
+    "clip_loss",
+    "cross_entropy",
+    "linear_cross_entropy",
+    "siglip_loss",
+]
