@@ -203,6 +203,8 @@ def test_ignored_or_zero_weight_infinite_loss_is_silent():
 def test_half_precision_large_vocabulary(backend):
     """V = 128256, logits ~ N(0, 0.1) in float16: the loss is ~11.74, not inf (sums accumulate in float32);
     loss and gradient come back in float16, within float16 rounding of the float64 values."""
+    if backend.name == "jax":
+        pytest.skip("eager JAX compiles every op anew for this shape (~10 s); jax-jit runs the same code")
     rng = np.random.default_rng(6)
     z = (rng.normal(size=(2, 128256)) * 0.1).astype(np.float16)
     y = np.array([3, 128000])
