@@ -210,6 +210,7 @@ def test_swapped_binary_arguments_warn(backend):
             backend.call(fn, hard, soft)  # the right order: silent
             backend.call(fn, hard, hard)  # hard targets and hard predictions: silent
             backend.call(fn, soft, soft)
+            backend.call(fn, soft, hard, from_logits=True)  # logits 0 and 1 are ordinary values
             if not backend.eager:
                 backend.call(fn, soft, hard)  # under jit the values are unknown: no check
 

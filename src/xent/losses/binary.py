@@ -45,7 +45,8 @@ def prepare_binary(
     check_values_in("y_true", y, xp, low=0.0, high=1.0, what="targets")
     if not from_logits:
         check_values_in("y_pred", x, xp, low=0.0, high=1.0, what="probabilities")
-    warn_if_swapped(y, x, xp, stacklevel=3)  # the caller of the public loss
+        # Probabilities only: logits of exactly 0 and 1 are ordinary values (p = 0.5, 0.73).
+        warn_if_swapped(y, x, xp, stacklevel=3)  # the caller of the public loss
     shape = tuple(x.shape)
     sw = prepare_weights("weights", weights, xp, like=x, shape=shape, what="one weight per element of `y_pred`")
     pw = prepare_weights("pos_weight", pos_weight, xp, like=x, shape=shape, what="the shape of `y_pred`")
