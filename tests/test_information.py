@@ -253,3 +253,31 @@ def test_autograd_through_measures_is_finite_and_exact():
     fd = [(xent.js_divergence(p, q + h * e) - xent.js_divergence(p, q - h * e)) / (2 * h) for e in np.eye(4)]
     gj = jax.grad(lambda v: xent.js_divergence(jnp.asarray(p), v))(jnp.asarray(q))
     np.testing.assert_allclose(np.asarray(gj), fd, rtol=1e-6, atol=1e-9)
+
+
+def test_complex_and_non_numeric_inputs_name_the_argument():
+    with pytest.raises(TypeError, match=r"`q` must hold real numbers .*got dtype complex128"):
+        xent.cross_entropy([0.5, 0.5], np.array([0.5 + 0.1j, 0.5]))
+    with pytest.raises(TypeError, match=r"`p` must be an array of real numbers, got None"):
+        xent.entropy(None)
+    with pytest.raises(TypeError, match=r"`p` must hold real numbers .*got dtype <U"):
+        xent.entropy(["a", "b"])
+
+
+def test_js_stays_finite_next_to_the_smallest_subnormal():
+    """m = (p + q) / 2 underflows to 0 for q = 5e-324 (p = 0): JS must not become inf.
+
+    The true value is 5e-324 * log(2) / 2 ~ 1.7e-324, i.e. 0 or the smallest subnormal."""
+    p, q = np.array([0.0, 1.0, 0.0]), np.array([0.0, 1.0, 5e-324])
+    for a, b in ((p, q), (q, p)):
+        js = xent.js_divergence(a, b)
+        assert 0.0 <= js <= 5e-324
+    import mpmath
+
+    mpmath.mp.dps = 40
+    p2, q2 = np.array([0.3, 0.7 - 1e-310, 1e-310]), np.array([0.3, 0.7, 0.0])
+    ref = 0
+    for a, b in zip(p2, q2):
+        m = (mpmath.mpf(a) + mpmath.mpf(b)) / 2
+        ref += sum(v * mpmath.log(v / m) for v in (mpmath.mpf(a), mpmath.mpf(b)) if v > 0) / 2
+    np.testing.assert_allclose(xent.js_divergence(p2, q2), float(ref), rtol=1e-12, atol=1e-320)

@@ -30,7 +30,7 @@ def _prepare(arrays: tuple[Any, ...], names: tuple[str, ...], axis: Any, base: A
     """Resolve the namespace, promote to a common float dtype, broadcast and validate."""
     xp = get_namespace(*arrays, names=names)
     b = check_base(base)
-    arrs = [as_float_array(a, xp) for a in arrays]
+    arrs = [as_float_array(a, xp, name=n) for a, n in zip(arrays, names)]
     try:
         shape = np.broadcast_shapes(*(tuple(a.shape) for a in arrs))
     except ValueError:
@@ -249,6 +249,8 @@ def js_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     1.0
     """
     xp, ax, b, p, q = _prepare((p, q), ("p", "q"), axis, base)
-    half = scalar(0.5, p, xp)
-    m = half * (p + q)
-    return _finish(half * (_rel_entr(p, m, xp) + _rel_entr(q, m, xp)), xp, ax, b)
+    # p log(p / m) with m = (p + q) / 2 is rel_entr(2p, p + q) / 2: halving p + q would underflow
+    # to 0 for the smallest subnormals (a finite JS turned inf); doubling p is exact.
+    s = p + q
+    two, quarter = scalar(2.0, p, xp), scalar(0.25, p, xp)
+    return _finish(quarter * (_rel_entr(two * p, s, xp) + _rel_entr(two * q, s, xp)), xp, ax, b)

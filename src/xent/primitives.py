@@ -7,9 +7,20 @@ finite inputs.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from xent._lib.namespace import as_float_array, get_namespace, is_numpy_namespace, scalar, to_result
+import numpy as np
+
+from xent._lib.namespace import (
+    as_float_array,
+    compute_dtype,
+    device_of,
+    get_namespace,
+    is_numpy_namespace,
+    scalar,
+    to_result,
+)
 from xent._lib.validation import normalize_axis
 
 __all__ = ["log_sigmoid", "log_softmax", "logsumexp", "sigmoid", "softmax"]
@@ -88,12 +99,59 @@ def _sigmoid(x: Any, xp: Any) -> Any:
     return xp.where(x >= 0, one / (one + e), e / (one + e))
 
 
+def _safe_mul(a: Any, b: Any, xp: Any) -> Any:
+    """``a * b`` with ``0 * b = 0`` even where ``b`` is infinite or NaN (a zero weight on log 0).
+
+    Only the entries where ``a == 0`` *and* ``b`` is not finite are replaced (``b`` by 0, before
+    the product), so both derivatives survive everywhere else: ``d/da = b`` also where ``a == 0``
+    (a target of exactly 0 still has a gradient), ``d/db = a``. Never evaluates ``0 * inf``.
+    """
+    lost = (a == 0) & ~xp.isfinite(b)
+    return a * xp.where(lost, xp.zeros_like(b), b)
+
+
 def _xlogy(x: Any, y: Any, xp: Any) -> Any:
-    """x * log(y) with 0 * log(0) = 0 (the information-theory convention)."""
-    zero = x == 0
-    # Evaluate log on 1 where x == 0 so that 0 * log(0) never produces 0 * -inf = NaN.
-    safe_y = xp.where(zero, xp.ones_like(y), y)
-    return xp.where(zero, xp.zeros_like(x * safe_y), x * xp.log(safe_y))
+    """x * log(y) with 0 * log(0) = 0 (the information-theory convention).
+
+    Only ``x == y == 0`` evaluates the log on 1 (so ``0 * log 0`` never becomes ``0 * -inf = NaN``,
+    in the value or in autograd); elsewhere ``d/dx = log y``, also at ``x == 0``.
+    """
+    both_zero = (x == 0) & (y == 0)
+    return x * xp.log(xp.where(both_zero, xp.ones_like(y), y))
+
+
+_REFERENCE = {"logsumexp": _logsumexp, "log_softmax": _log_softmax, "softmax": _softmax}
+
+
+def _along_axis(op: str, x: Any, axis: Any) -> tuple[Any, Any]:
+    """The shared body of logsumexp / log_softmax / softmax; returns ``(result, xp)``.
+
+    Half precision computes in float32 (a float16 sum of 128256 terms overflows) and
+    comes back in its own dtype. A 0-d ``x`` is one value (``axis`` 0 or -1), as in
+    SciPy and torch. An empty ``axis`` gives what torch gives: an empty softmax and
+    ``-inf`` (the log of an empty sum) for logsumexp.
+    """
+    xp = get_namespace(x, names=("x",))
+    x, dtype = compute_dtype(as_float_array(x, xp), xp)
+    scalar_in = x.ndim == 0
+    if scalar_in:
+        if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) and axis not in (0, -1):
+            raise ValueError(f"`axis` must be 0 or -1 for a 0-d `x` (one value), got {axis}")
+        x = xp.reshape(x, (1,))
+    ax = normalize_axis(axis, x.ndim)
+    if x.shape[ax] == 0:
+        if op == "logsumexp":
+            shape = tuple(d for i, d in enumerate(x.shape) if i != ax)
+            out = xp.full(shape, -math.inf, dtype=x.dtype, device=device_of(x))
+        else:
+            out = xp.zeros_like(x)
+    else:
+        out = _engine(op, x, ax, xp)
+        if out is NotImplemented:
+            out = _REFERENCE[op](x, ax, xp)
+    if scalar_in and op != "logsumexp":
+        out = xp.reshape(out, ())
+    return xp.astype(out, dtype, copy=False), xp
 
 
 def logsumexp(x: Any, /, *, axis: int = -1) -> Any:
@@ -115,7 +173,8 @@ def logsumexp(x: Any, /, *, axis: int = -1) -> Any:
 
     Notes
     -----
-    Rows that are all ``-inf`` give ``-inf``; a row holding ``+inf`` gives ``+inf``.
+    Rows that are all ``-inf`` give ``-inf``; a row holding ``+inf`` gives ``+inf``;
+    an empty ``axis`` gives ``-inf`` (as in torch). Half precision sums in float32.
     Equals ``scipy.special.logsumexp(x, axis=axis)``.
 
     Examples
@@ -124,12 +183,7 @@ def logsumexp(x: Any, /, *, axis: int = -1) -> Any:
     >>> float(xent.logsumexp([1000.0, 1000.0]))  # doctest: +ELLIPSIS
     1000.693147...
     """
-    xp = get_namespace(x, names=("x",))
-    x = as_float_array(x, xp)
-    ax = normalize_axis(axis, x.ndim)
-    out = _engine("logsumexp", x, ax, xp)
-    if out is NotImplemented:
-        out = _logsumexp(x, ax, xp)
+    out, xp = _along_axis("logsumexp", x, axis)
     return to_result(out, xp)
 
 
@@ -145,13 +199,7 @@ def log_softmax(x: Any, /, *, axis: int = -1) -> Any:
     >>> np.round(xent.log_softmax(np.array([0.0, 0.0])), 6)
     array([-0.693147, -0.693147])
     """
-    xp = get_namespace(x, names=("x",))
-    x = as_float_array(x, xp)
-    ax = normalize_axis(axis, x.ndim)
-    out = _engine("log_softmax", x, ax, xp)
-    if out is NotImplemented:
-        out = _log_softmax(x, ax, xp)
-    return out
+    return _along_axis("log_softmax", x, axis)[0]
 
 
 def softmax(x: Any, /, *, axis: int = -1) -> Any:
@@ -166,13 +214,7 @@ def softmax(x: Any, /, *, axis: int = -1) -> Any:
     >>> np.round(xent.softmax(np.array([1.0, 2.0, 3.0])), 4)
     array([0.09  , 0.2447, 0.6652])
     """
-    xp = get_namespace(x, names=("x",))
-    x = as_float_array(x, xp)
-    ax = normalize_axis(axis, x.ndim)
-    out = _engine("softmax", x, ax, xp)
-    if out is NotImplemented:
-        out = _softmax(x, ax, xp)
-    return out
+    return _along_axis("softmax", x, axis)[0]
 
 
 def sigmoid(x: Any, /) -> Any:

@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "accumulate_sum",
     "as_float_array",
+    "compute_dtype",
     "device_of",
     "get_namespace",
     "is_numpy_namespace",
@@ -110,20 +111,43 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def as_float_array(x: Any, xp: Any, *, like: Any = None) -> Any:
+def as_float_array(x: Any, xp: Any, *, like: Any = None, name: str = "x") -> Any:
     """``x`` as a floating array of ``xp``; integer/bool inputs are promoted.
 
-    With ``like``, the result takes its dtype and device (used for scalars and
-    weights that must follow the predictions).
+    With ``like``, the result takes its dtype and device (used for targets, scalars
+    and weights that must follow the predictions). Anything that is not real numbers
+    (None, strings, objects, complex numbers, whose imaginary part a cast would
+    silently drop) is a TypeError naming the argument ``name``.
     """
-    if like is not None:
-        return xp.asarray(x, dtype=like.dtype, device=device_of(like))
     if not _is_array(x):
-        x = xp.asarray(x)
+        if x is None:
+            raise TypeError(f"`{name}` must be an array of real numbers, got None")
+        try:
+            x = xp.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"`{name}` must be an array of real numbers: {exc}") from None
+    if not xp.isdtype(x.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"`{name}` must hold real numbers (bool, integer or real floating), got dtype {x.dtype}")
+    if like is not None:
+        # astype / to_device, not asarray: keeps a torch tensor's autograd graph (gradients with
+        # respect to targets and weights) without torch's "unspecified requires_grad" warning.
+        return array_api_compat.to_device(xp.astype(x, like.dtype, copy=False), device_of(like))
     if not xp.isdtype(x.dtype, "real floating"):
         # Promote on entry: integer or boolean probabilities become the default float.
         x = xp.astype(x, xp.asarray(0.0).dtype)
     return x
+
+
+def compute_dtype(x: Any, xp: Any) -> tuple[Any, Any]:
+    """Return ``(x to compute with, dtype to return results in)``.
+
+    Half precision (float16, bfloat16) computes in float32, as torch's CPU kernels do:
+    a float16 sum of 128256 softmax terms overflows at 65504, and float32 keeps every
+    step well inside the range and accurate. Other dtypes come back as they are.
+    """
+    if xp.finfo(x.dtype).bits >= 32:
+        return x, x.dtype
+    return xp.astype(x, xp.float32), x.dtype
 
 
 def scalar(value: float, like: Any, xp: Any) -> Any:

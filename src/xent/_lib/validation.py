@@ -8,7 +8,10 @@ for traced arrays (jax.jit, torch.compile), whose values are unknown; see
 from __future__ import annotations
 
 import math
+import operator
 import typing
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,14 +22,17 @@ __all__ = [
     "check_base",
     "check_choice",
     "check_fraction",
+    "check_index",
     "check_integer_dtype",
     "check_labels",
     "check_nonnegative",
     "check_nonnegative_scalar",
+    "check_scalar_option",
     "check_shape",
     "check_values_in",
     "log_base",
     "normalize_axis",
+    "warn_if_swapped",
 ]
 
 
@@ -58,6 +64,40 @@ def check_nonnegative_scalar(name: str, value: Any) -> float:
     if not (v >= 0.0 and math.isfinite(v)):
         raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
     return v
+
+
+def check_scalar_option(name: str, value: Any, check: Callable[[str, Any], float]) -> Any:
+    """A scalar option (``gamma``, ``alpha``) that may also come as a 0-d array.
+
+    Numbers and eager 0-d arrays are read and checked by ``check`` (e.g.
+    :func:`check_fraction`), which returns a float. A 0-d array whose value is
+    abstract (traced under ``jax.jit`` / ``jax.grad``, ``torch.compile``) or that
+    carries a gradient (a torch tensor with ``requires_grad``) is returned as it is,
+    unread, so that it stays traced and differentiable; its range is then not checked.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()  # messages show 1.5, not np.float32(1.5)
+    if not hasattr(value, "shape"):
+        return check(name, value)
+    if tuple(value.shape) != ():
+        raise ValueError(f"`{name}` must be a number or a 0-d array, got an array of shape {tuple(value.shape)}")
+    if is_traced(value) or getattr(value, "requires_grad", False):
+        return value
+    return check(name, to_numpy(value).item())
+
+
+def check_index(name: str, value: Any) -> int | None:
+    """None, or an integer: a Python int, a NumPy integer scalar (``np.int64(-100)``) or a 0-d
+    integer array; returned as a Python int. Booleans and floats are a TypeError."""
+    if value is None:
+        return None
+    if not isinstance(value, (bool, np.bool_, float, np.floating)):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    shown = value.item() if isinstance(value, np.generic) else value  # 1.0, not np.float64(1.0)
+    raise TypeError(f"`{name}` must be None or an integer, got {shown!r}")
 
 
 def check_base(base: Any) -> float | None:
@@ -184,4 +224,35 @@ def check_labels(
     raise ValueError(
         f"`{name}` must hold class labels in [0, {num_classes}){hint}, "
         f"got {to_numpy(labels)[idx].item()!r}{_at(idx)}"
+    )
+
+
+def _only_zeros_and_ones(x: Any, xp: Any) -> bool:
+    """True when every value of ``x`` is 0 or 1. A look at the first values settles the common
+    case (real predictions) with a small, fixed allocation; only 0/1 prefixes scan the rest."""
+    head = x.flat[:64] if isinstance(x, np.ndarray) else xp.reshape(x, (-1,))[:64]
+    if _any_concrete((head != 0) & (head != 1), xp):
+        return False
+    return not _any_concrete((x != 0) & (x != 1), xp)
+
+
+def warn_if_swapped(y: Any, x: Any, xp: Any, *, stacklevel: int) -> None:
+    """Warn when binary targets ``y`` hold values other than 0 and 1 while the predictions ``x``
+    hold only 0s and 1s: almost surely ``(y_pred, y_true)`` passed in torch's order.
+
+    Eager arrays only. Real predictions are told apart by their first values, so the check
+    costs next to nothing and allocates nothing that grows with the input.
+    """
+    if is_traced(y, x) or math.prod(x.shape) == 0 or not _only_zeros_and_ones(x, xp):
+        return
+    soft = (y != 0) & (y != 1)
+    if not _any_concrete(soft, xp):
+        return
+    idx = _first_index(to_numpy(soft))
+    warnings.warn(
+        f"`y_true` holds values other than 0 and 1 (e.g. {to_numpy(y)[idx].item()!r}{_at(idx)}) while "
+        "`y_pred` holds only 0s and 1s: are the arguments swapped? xent takes (y_true, y_pred), "
+        "as scikit-learn does, not torch's (input, target)",
+        UserWarning,
+        stacklevel=stacklevel + 1,
     )

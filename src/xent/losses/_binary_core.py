@@ -14,23 +14,48 @@ from __future__ import annotations
 
 from typing import Any
 
+from xent._lib.namespace import scalar
 from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
 from xent.primitives import _log_sigmoid, _sigmoid
 
-__all__ = ["binary_core"]
+__all__ = ["binary_core", "focal_power", "focal_power_derivative", "is_zero"]
 
 
-def _focal_power_derivative(omp: Any, gamma: float, xp: Any) -> Any:
-    """gamma * (1 - p_t)^(gamma - 1), with the 0^negative case (gamma < 1) set to 0.
+def _power_at_zero(exponent: Any, like: Any, xp: Any) -> Any:
+    """The value ``focal_power`` and its derivative take where ``1 - p_t == 0``: 1 where the
+    exponent is 0 (``0^0 = 1``) and 0 otherwise; ``exponent`` is a float or a traced 0-d array."""
+    if isinstance(exponent, float):
+        return scalar(1.0 if exponent == 0.0 else 0.0, like, xp)
+    return xp.where(exponent == 0, scalar(1.0, like, xp), scalar(0.0, like, xp))
 
-    That case only arises where 1 - p_t underflowed to 0, i.e. where dp/dz is 0 too.
+
+def focal_power(omp: Any, gamma: Any, xp: Any) -> Any:
+    """``(1 - p_t)^gamma``, with a zero derivative where ``1 - p_t == 0``.
+
+    Double where: the power only ever sees positive values, so autograd never forms
+    ``gamma 0^(gamma - 1) = inf`` (0 < gamma < 1) times a zero loss factor, which is NaN.
+    The true derivative of the loss is 0 there (``p_t = 1``: the loss is flat).
     """
-    if gamma >= 1.0:
-        return gamma * omp ** (gamma - 1.0)
     pos = omp > 0
     safe = xp.where(pos, omp, xp.ones_like(omp))
-    return xp.where(pos, gamma * safe ** (gamma - 1.0), xp.zeros_like(omp))
+    return xp.where(pos, safe**gamma, _power_at_zero(gamma, omp, xp))
+
+
+def focal_power_derivative(omp: Any, gamma: Any, xp: Any) -> Any:
+    """``gamma (1 - p_t)^(gamma - 1)``; where ``1 - p_t == 0`` it is 1 for gamma == 1 and 0 otherwise.
+
+    0 stands in for the infinite value at gamma < 1: that case only arises where
+    ``1 - p_t`` is 0, i.e. where the loss factor it multiplies (or dp/dz) is 0 too.
+    """
+    pos = omp > 0
+    safe = xp.where(pos, omp, xp.ones_like(omp))
+    return xp.where(pos, gamma * safe ** (gamma - 1.0), gamma * _power_at_zero(gamma - 1.0, omp, xp))
+
+
+def is_zero(gamma: Any) -> bool:
+    """True for a plain ``gamma == 0`` (no focusing); a traced 0-d array is never taken as 0."""
+    return isinstance(gamma, float) and gamma == 0.0
 
 
 def binary_core(
@@ -45,10 +70,13 @@ def binary_core(
     sample_weights: Any,
     reduction: str,
     return_grad: bool,
-    gamma: float = 0.0,
-    alpha: float | None = None,
+    gamma: Any = 0.0,
+    alpha: Any = None,
 ) -> tuple[Any, Any]:
-    """Return ``(reduced loss, gradient or None)`` in nats for targets ``y`` and predictions ``x``."""
+    """Return ``(reduced loss, gradient or None)`` in nats for targets ``y`` and predictions ``x``.
+
+    ``gamma`` and ``alpha`` are floats or (traced) 0-d arrays of ``x``'s dtype.
+    """
     e = label_smoothing
     ys = y if e == 0.0 else y * (1.0 - e) + e / 2.0
     a = ys if pos_weight is None else ys * pos_weight
@@ -59,14 +87,14 @@ def binary_core(
         inside = None
     else:
         x, inside = clip_probabilities(x, eps, xp)
-        log_p, log_q = log_probabilities(x, xp)
+        log_p, log_q = log_probabilities(x, xp, eps=eps)
     ce = -(safe_mul(a, log_p, xp) + safe_mul(b, log_q, xp))
-    focal = gamma != 0.0 or alpha is not None
+    focal = not is_zero(gamma) or alpha is not None
     if focal:
         p = _sigmoid(x, xp) if from_logits else x
         q = _sigmoid(-x, xp) if from_logits else 1.0 - x
         omp = p * (1.0 - ys) + q * ys  # 1 - p_t, from p and 1 - p computed separately
-        mod = omp**gamma if gamma != 0.0 else xp.ones_like(omp)
+        mod = xp.ones_like(omp) if is_zero(gamma) else focal_power(omp, gamma, xp)
         alpha_t = 1.0 if alpha is None else alpha * ys + (1.0 - alpha) * (1.0 - ys)
         per = alpha_t * ce * mod
     else:
@@ -84,7 +112,7 @@ def binary_core(
         dce = safe_div(b, 1.0 - x, xp) - safe_div(a, x, xp)
         dpdx = None
     if focal:
-        dmod = _focal_power_derivative(omp, gamma, xp) * (1.0 - 2.0 * ys) if gamma != 0.0 else None
+        dmod = None if is_zero(gamma) else focal_power_derivative(omp, gamma, xp) * (1.0 - 2.0 * ys)
         g = dce * mod
         if dmod is not None:
             g = g + safe_mul(dmod if dpdx is None else dmod * dpdx, ce, xp)
@@ -94,5 +122,5 @@ def binary_core(
     if inside is not None:
         # Clipped entries have derivative 0 (see clip_probabilities).
         g = xp.where(inside, g, xp.zeros_like(g))
-    g = xp.where(scale != 0, g * scale, xp.zeros_like(g))
+    g = safe_mul(scale, g, xp)  # a zero-weight example's infinite gradient is 0, not NaN
     return result, g

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from xent._lib.namespace import device_of, scalar
-from xent.losses._binary_core import _focal_power_derivative
+from xent.losses._binary_core import focal_power, focal_power_derivative, is_zero
 from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
 from xent.primitives import _log_softmax, _softmax, _softmax_parts
@@ -40,7 +40,7 @@ def _log_p(x: Any, xp: Any, *, axis: int, from_logits: bool, eps: float) -> tupl
     if from_logits:
         return x, _log_softmax(x, axis, xp), None
     x, inside = clip_probabilities(x, eps, xp)
-    return x, log_probabilities(x, xp)[0], inside
+    return x, log_probabilities(x, xp, eps=eps, complement=False)[0], inside
 
 
 def categorical_core(
@@ -57,13 +57,14 @@ def categorical_core(
     keep: Any,
     reduction: str,
     return_grad: bool,
-    gamma: float = 0.0,
+    gamma: Any = 0.0,
     alpha: Any = None,
 ) -> tuple[Any, Any]:
     """Return ``(reduced loss, gradient or None)`` in nats.
 
-    ``class_weights`` and ``alpha`` are None, a Python float (alpha only) or a
-    length-C vector; ``keep`` is None or a boolean mask over examples.
+    ``class_weights`` and ``alpha`` are None, a scalar (alpha only: a float or a traced
+    0-d array) or a length-C vector; ``gamma`` is a float or a traced 0-d array; ``keep``
+    is None or a boolean mask over examples.
     """
     ndim, e = x.ndim, label_smoothing
     n_classes = x.shape[axis]
@@ -72,14 +73,15 @@ def categorical_core(
     a = q if w is None else q * w
     norm = None if w is None else xp.sum(t * w, axis=axis)
     if alpha is not None:
-        a = a * (alpha if isinstance(alpha, float) else class_vector(alpha, ndim, axis, xp))
+        a = a * (alpha if isinstance(alpha, float) or alpha.ndim == 0 else class_vector(alpha, ndim, axis, xp))
     x, logp, inside = _log_p(x, xp, axis=axis, from_logits=from_logits, eps=eps)
-    if gamma != 0.0:
+    focal = not is_zero(gamma)
+    if focal:
         # softmax itself, not exp(log_softmax): keeps p's relative accuracy when logits are huge.
         p = _softmax(x, axis, xp) if from_logits else x
         # -expm1(log p) is 1 - p without cancellation when p is close to 1.
         omp = -xp.expm1(logp) if from_logits else 1.0 - x
-        mod = omp**gamma
+        mod = focal_power(omp, gamma, xp)
         per = -xp.sum(safe_mul(a * mod, logp, xp), axis=axis)
     else:
         per = -xp.sum(safe_mul(a, logp, xp), axis=axis)
@@ -88,8 +90,8 @@ def categorical_core(
     )
     if not return_grad:
         return result, None
-    if gamma != 0.0:
-        dmod = _focal_power_derivative(omp, gamma, xp)  # -d(1 - p)^gamma / dp
+    if focal:
+        dmod = focal_power_derivative(omp, gamma, xp)  # -d(1 - p)^gamma / dp
         if from_logits:
             # u_c = a_c [(1 - p_c)^gamma - gamma (1 - p_c)^(gamma - 1) p_c log p_c]; dl/dz = p sum(u) - u.
             u = a * (mod - dmod * safe_mul(p, logp, xp))
@@ -105,7 +107,7 @@ def categorical_core(
         # Clipped entries have derivative 0 (see clip_probabilities).
         g = xp.where(inside, g, xp.zeros_like(g))
     s = xp.expand_dims(scale, axis=axis)
-    g = xp.where(s != 0, g * s, xp.zeros_like(g))
+    g = safe_mul(s, g, xp)  # a zero-weight example's infinite gradient is 0, not NaN
     return result, g
 
 

@@ -20,6 +20,7 @@ from xent._lib.validation import (
     log_base,
 )
 from xent.losses._reduce import Reduction
+from xent.primitives import _safe_mul as safe_mul  # re-exported: the losses' name for it
 
 __all__ = [
     "check_flag",
@@ -78,22 +79,23 @@ def clip_probabilities(p: Any, eps: float, xp: Any) -> tuple[Any, Any]:
     return xp.where(p < lo, lo, xp.where(p > hi, hi, p)), inside
 
 
-def log_probabilities(p: Any, xp: Any) -> tuple[Any, Any]:
-    """``(log p, log(1 - p))`` of (clipped) probabilities; ``log 0 = -inf`` without a NumPy warning.
+def log_probabilities(p: Any, xp: Any, *, eps: float = 0.0, complement: bool = True) -> tuple[Any, Any]:
+    """``(log p, log(1 - p))`` of probabilities clipped at ``eps``; ``log 0 = -inf`` without a NumPy warning.
 
-    With ``eps=0`` an exact 0 is allowed and its ``-inf`` is the intended answer.
-    ``log1p(-p)`` keeps the digits of ``log(1 - p)`` for small ``p``.
+    With ``eps=0`` (or an ``eps`` below the dtype's machine epsilon, which rounds ``1 - eps``
+    to 1) an exact 0 or 1 is allowed and its ``-inf`` is the intended answer. There the log is taken of 1 instead (double where), so that its derivative is 0,
+    not inf: autograd through a zero coefficient (``0 * log 0``, which :func:`safe_mul` sets
+    to 0) then gives 0, never ``0 * inf = NaN``. ``log1p(-p)`` keeps the digits of
+    ``log(1 - p)`` for small ``p``. ``complement=False`` skips ``log(1 - p)`` (None).
     """
-    with np.errstate(divide="ignore"):
-        return xp.log(p), xp.log1p(-p)
-
-
-def safe_mul(a: Any, b: Any, xp: Any) -> Any:
-    """``a * b`` with ``0 * anything = 0``: a zero weight on a log of 0 (or -inf logit) gives 0, not NaN."""
-    zero = a == 0
-    # Evaluate the product on 1 where a == 0, so neither value nor gradient sees 0 * inf.
-    prod = a * xp.where(zero, xp.ones_like(b), b)
-    return xp.where(zero, xp.zeros_like(prod), prod)
+    if eps >= float(xp.finfo(p.dtype).eps):  # p is clipped inside (0, 1): both logs are finite
+        return xp.log(p), (xp.log1p(-p) if complement else None)
+    minus_inf = scalar(-math.inf, p, xp)
+    zero, one = p == 0, p == 1
+    log_p = xp.where(zero, minus_inf, xp.log(xp.where(zero, xp.ones_like(p), p)))
+    if not complement:
+        return log_p, None
+    return log_p, xp.where(one, minus_inf, xp.log1p(-xp.where(one, xp.zeros_like(p), p)))
 
 
 def safe_div(a: Any, b: Any, xp: Any) -> Any:
@@ -110,7 +112,7 @@ def prepare_weights(
     """Weights as an array of ``like``'s dtype and device, broadcast to ``shape``, checked >= 0."""
     if w is None:
         return None
-    w = as_float_array(w, xp, like=like)
+    w = as_float_array(w, xp, like=like, name=name)
     try:
         ok = np.broadcast_shapes(tuple(w.shape), shape) == tuple(shape)
     except ValueError:
@@ -133,11 +135,15 @@ def try_engine(op: str, xp: Any, *args: Any, **kwargs: Any) -> Any:
     return engine.dispatch(op, *args, **kwargs)
 
 
-def finish(loss: Any, grad: Any, xp: Any, *, base: float | None, return_grad: bool) -> Any:
-    """Convert nats to ``base``, give NumPy callers scalars, and pair the gradient when asked."""
+def finish(loss: Any, grad: Any, xp: Any, *, base: float | None, return_grad: bool, dtype: Any = None) -> Any:
+    """Convert nats to ``base``, return ``dtype`` (the input's, when half precision computed in
+    float32; None keeps the computed dtype), give NumPy callers scalars, and pair the gradient when asked."""
     if base is not None:
         d = log_base(base)
         loss = loss / d
         grad = None if grad is None else grad / d
+    if dtype is not None:
+        loss = xp.astype(loss, dtype, copy=False)
+        grad = None if grad is None else xp.astype(grad, dtype, copy=False)
     out = to_result(loss, xp)
     return (out, grad) if return_grad else out

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from xent._lib.namespace import accumulate_sum
+from xent.primitives import _safe_mul
 
 Reduction = Literal["mean", "sum", "none"]
 
@@ -35,15 +36,17 @@ def reduce_losses(
 ) -> tuple[Any, Any]:
     """Reduce per-example ``losses``; return ``(result, dresult_dloss)``.
 
-    ``dresult_dloss`` has the shape of ``losses`` and the loss dtype. Ignored
-    examples must already have a finite placeholder loss; they are zeroed here.
+    ``dresult_dloss`` has the shape of ``losses`` and the loss dtype. Ignored and
+    zero-weight examples are zeroed here, an infinite loss too (no NaN, no warning);
+    give ignored examples a finite placeholder so that autograd through it stays finite.
     """
     dtype = losses.dtype
     w = xp.ones_like(losses) if sample_weights is None else xp.astype(sample_weights, dtype)
     if keep is not None:
         w = xp.where(keep, w, xp.zeros_like(w))
-    # where(), not multiplication: an ignored example's placeholder must not leak inf * 0 = NaN.
-    weighted = xp.where(w != 0, w * losses, xp.zeros_like(losses))
+    # An ignored or zero-weight example's infinite loss must not leak inf * 0 = NaN (nor warn),
+    # while d weighted / d w stays the loss, also where w == 0.
+    weighted = _safe_mul(w, losses, xp)
     if reduction == "none":
         return weighted, w
     total = accumulate_sum(weighted, xp)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from xent._lib.namespace import as_float_array, get_namespace
-from xent._lib.validation import check_shape, check_values_in
+from xent._lib.namespace import as_float_array, compute_dtype, get_namespace
+from xent._lib.validation import check_shape, check_values_in, warn_if_swapped
 from xent.losses._binary_core import binary_core
 from xent.losses._common import (
     check_flag,
@@ -37,19 +37,22 @@ def prepare_binary(
     reduction, base, e = check_loss_options(reduction=reduction, base=base, label_smoothing=label_smoothing)
     from_logits = check_flag("from_logits", from_logits)
     return_grad = check_flag("return_grad", return_grad)
-    x = as_float_array(y_pred, xp)
-    y = as_float_array(y_true, xp, like=x)
+    x = as_float_array(y_pred, xp, name="y_pred")
+    eps_v = resolve_eps(eps, x, xp)  # the input dtype's epsilon, also for half precision
+    x, dtype = compute_dtype(x, xp)
+    y = as_float_array(y_true, xp, like=x, name="y_true")
     check_shape("y_true", y, tuple(x.shape), what="the shape of `y_pred`")
-    eps_v = resolve_eps(eps, x, xp)
     check_values_in("y_true", y, xp, low=0.0, high=1.0, what="targets")
     if not from_logits:
         check_values_in("y_pred", x, xp, low=0.0, high=1.0, what="probabilities")
+        # Probabilities only: logits of exactly 0 and 1 are ordinary values (p = 0.5, 0.73).
+        warn_if_swapped(y, x, xp, stacklevel=3)  # the caller of the public loss
     shape = tuple(x.shape)
     sw = prepare_weights("weights", weights, xp, like=x, shape=shape, what="one weight per element of `y_pred`")
     pw = prepare_weights("pos_weight", pos_weight, xp, like=x, shape=shape, what="the shape of `y_pred`")
     return dict(
         xp=xp, y=y, x=x, sw=sw, pw=pw, e=e, eps=eps_v, from_logits=from_logits,
-        reduction=reduction, base=base, return_grad=return_grad,
+        reduction=reduction, base=base, return_grad=return_grad, dtype=dtype,
     )
 
 
@@ -166,4 +169,4 @@ def binary_cross_entropy(
             label_smoothing=a["e"], sample_weights=a["sw"], reduction=a["reduction"],
             return_grad=a["return_grad"],
         )
-    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"])
+    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from xent._lib.namespace import as_float_array, get_namespace
+from xent._lib.namespace import as_float_array, compute_dtype, get_namespace
 from xent._lib.validation import (
+    check_index,
     check_integer_dtype,
     check_labels,
     check_shape,
@@ -43,16 +44,21 @@ def prepare_categorical(
     reduction, base, e = check_loss_options(reduction=reduction, base=base, label_smoothing=label_smoothing)
     from_logits = check_flag("from_logits", from_logits)
     return_grad = check_flag("return_grad", return_grad)
-    x = as_float_array(y_pred, xp)
+    x = as_float_array(y_pred, xp, name="y_pred")
+    if x.ndim == 0:
+        raise ValueError("`y_pred` must have at least 1 dimension (the class axis), got a 0-d array")
     ax = normalize_axis(axis, x.ndim)
-    eps_v = resolve_eps(eps, x, xp)
+    if x.shape[ax] == 0:
+        raise ValueError(f"`y_pred` must have at least one class along axis {ax}, got shape {tuple(x.shape)}")
+    eps_v = resolve_eps(eps, x, xp)  # the input dtype's epsilon, also for half precision
+    x, dtype = compute_dtype(x, xp)
     if not from_logits:
         check_values_in("y_pred", x, xp, low=0.0, high=1.0, what="probabilities")
     n_classes = x.shape[ax]
     example_shape = tuple(d for i, d in enumerate(x.shape) if i != ax)
     cw = None
     if class_weights is not None:
-        cw = as_float_array(class_weights, xp, like=x)
+        cw = as_float_array(class_weights, xp, like=x, name="class_weights")
         check_shape("class_weights", cw, (n_classes,), what=f"one weight per class along axis {ax} of `y_pred`")
         cw = prepare_weights("class_weights", cw, xp, like=x, shape=(n_classes,), what="one per class")
     sw = prepare_weights(
@@ -61,7 +67,7 @@ def prepare_categorical(
     )
     return dict(
         x=x, ax=ax, cw=cw, sw=sw, e=e, eps=eps_v, from_logits=from_logits, reduction=reduction,
-        base=base, return_grad=return_grad, example_shape=example_shape, n_classes=n_classes,
+        base=base, return_grad=return_grad, example_shape=example_shape, n_classes=n_classes, dtype=dtype,
     )
 
 
@@ -163,7 +169,7 @@ def categorical_cross_entropy(
         base=base, label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
     x = a["x"]
-    t = as_float_array(y_true, xp, like=x)
+    t = as_float_array(y_true, xp, like=x, name="y_true")
     check_shape("y_true", t, tuple(x.shape), what="the shape of `y_pred`")
     check_values_in("y_true", t, xp, low=0.0, high=1.0, what="targets")
     out = NotImplemented
@@ -178,7 +184,7 @@ def categorical_cross_entropy(
             label_smoothing=a["e"], sample_weights=a["sw"], keep=None, reduction=a["reduction"],
             return_grad=a["return_grad"],
         )
-    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"])
+    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
 
 
 def sparse_categorical_cross_entropy(
@@ -281,8 +287,7 @@ def sparse_categorical_cross_entropy(
     x, ax, n_classes = a["x"], a["ax"], a["n_classes"]
     labels = xp.asarray(y_true)
     check_integer_dtype("y_true", labels, xp)
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"`ignore_index` must be None or an integer, got {ignore_index!r}")
+    ignore_index = check_index("ignore_index", ignore_index)
     check_shape("y_true", labels, a["example_shape"], what=f"`y_pred`'s shape without its class axis {ax}")
     # One signed integer type for every label dtype, so comparing with a negative ignore_index is exact.
     labels = xp.astype(labels, xp.asarray(0).dtype, copy=False)  # no copy when already that type
@@ -301,4 +306,4 @@ def sparse_categorical_cross_entropy(
             label_smoothing=a["e"], sample_weights=a["sw"], keep=keep, reduction=a["reduction"],
             return_grad=a["return_grad"],
         )
-    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"])
+    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])

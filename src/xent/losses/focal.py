@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from xent._lib.namespace import as_float_array, get_namespace
-from xent._lib.validation import check_fraction, check_nonnegative_scalar, check_shape, check_values_in
+from xent._lib.validation import (
+    check_fraction,
+    check_nonnegative_scalar,
+    check_scalar_option,
+    check_shape,
+    check_values_in,
+)
 from xent.losses._binary_core import binary_core
 from xent.losses._categorical_core import categorical_core
 from xent.losses._common import finish, prepare_weights
@@ -13,6 +19,12 @@ from xent.losses.binary import prepare_binary
 from xent.losses.categorical import prepare_categorical
 
 __all__ = ["binary_focal_cross_entropy", "categorical_focal_cross_entropy"]
+
+
+def _scalar_option(name: str, value: Any, check: Any, like: Any, xp: Any) -> Any:
+    """A checked float, or a traced 0-d array that takes the predictions' dtype and device."""
+    v = check_scalar_option(name, value, check)
+    return v if isinstance(v, float) else as_float_array(v, xp, like=like, name=name)
 
 
 def binary_focal_cross_entropy(
@@ -47,10 +59,13 @@ def binary_focal_cross_entropy(
     ----------
     y_true, y_pred : arrays of one shape S
         Targets in [0, 1]; probabilities, or logits with ``from_logits=True``.
-    gamma : float >= 0
-        Focusing parameter; 0 gives (alpha-weighted) binary cross-entropy.
-    alpha : float in [0, 1], optional
-        Weight of positives (negatives get ``1 - alpha``), as in torchvision; None: no balancing.
+    gamma : float >= 0, or a 0-d array
+        Focusing parameter; 0 gives (alpha-weighted) binary cross-entropy. A traced 0-d
+        array (``jax.jit``, ``jax.grad``) or a torch tensor with ``requires_grad`` is used
+        as is, unchecked, so the loss stays jittable and differentiable in ``gamma``.
+    alpha : float in [0, 1] or a 0-d array, optional
+        Weight of positives (negatives get ``1 - alpha``), as in torchvision; None: no
+        balancing. Traced like ``gamma``.
     from_logits, weights, pos_weight, label_smoothing, reduction, base, return_grad, eps
         As in :func:`xent.binary_cross_entropy`.
 
@@ -82,18 +97,19 @@ def binary_focal_cross_entropy(
     >>> bool(np.isclose(xent.binary_focal_cross_entropy(y, p, gamma=0.0), xent.binary_cross_entropy(y, p)))
     True
     """
+    get_namespace(y_true, y_pred, gamma, alpha, names=("y_true", "y_pred", "gamma", "alpha"))
     a = prepare_binary(
         y_true, y_pred, weights, pos_weight, from_logits=from_logits, reduction=reduction, base=base,
         label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
-    g = check_nonnegative_scalar("gamma", gamma)
-    al = None if alpha is None else check_fraction("alpha", alpha)
+    g = _scalar_option("gamma", gamma, check_nonnegative_scalar, a["x"], a["xp"])
+    al = None if alpha is None else _scalar_option("alpha", alpha, check_fraction, a["x"], a["xp"])
     out = binary_core(
         a["y"], a["x"], a["xp"], from_logits=a["from_logits"], eps=a["eps"], pos_weight=a["pw"],
         label_smoothing=a["e"], sample_weights=a["sw"], reduction=a["reduction"],
         return_grad=a["return_grad"], gamma=g, alpha=al,
     )
-    return finish(out[0], out[1], a["xp"], base=a["base"], return_grad=a["return_grad"])
+    return finish(out[0], out[1], a["xp"], base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
 
 
 def categorical_focal_cross_entropy(
@@ -128,9 +144,10 @@ def categorical_focal_cross_entropy(
     ----------
     y_true, y_pred : arrays of one shape S = (..., C, ...)
         Targets in [0, 1]; probabilities, or logits with ``from_logits=True``.
-    gamma : float >= 0
+    gamma : float >= 0, or a 0-d array
         Focusing parameter; 0 gives :func:`xent.categorical_cross_entropy` (times ``alpha``).
-    alpha : float >= 0 or array of shape (C,), optional
+        May be traced, as in :func:`xent.binary_focal_cross_entropy`.
+    alpha : float >= 0, 0-d array or array of shape (C,), optional
         A scale for every class, or one per class; None means 1.
     from_logits, axis, class_weights, weights, label_smoothing, reduction, base, return_grad, eps
         As in :func:`xent.categorical_cross_entropy`.
@@ -166,14 +183,14 @@ def categorical_focal_cross_entropy(
         base=base, label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
     x = a["x"]
-    g = check_nonnegative_scalar("gamma", gamma)
-    if alpha is None or isinstance(alpha, (int, float)):
-        al = None if alpha is None else check_nonnegative_scalar("alpha", alpha)
+    g = _scalar_option("gamma", gamma, check_nonnegative_scalar, x, xp)
+    if alpha is None or getattr(alpha, "ndim", 0) == 0:
+        al = None if alpha is None else _scalar_option("alpha", alpha, check_nonnegative_scalar, x, xp)
     else:
-        al = as_float_array(alpha, xp, like=x)
+        al = as_float_array(alpha, xp, like=x, name="alpha")
         check_shape("alpha", al, (a["n_classes"],), what="a float or one factor per class")
         al = prepare_weights("alpha", al, xp, like=x, shape=(a["n_classes"],), what="one per class")
-    t = as_float_array(y_true, xp, like=x)
+    t = as_float_array(y_true, xp, like=x, name="y_true")
     check_shape("y_true", t, tuple(x.shape), what="the shape of `y_pred`")
     check_values_in("y_true", t, xp, low=0.0, high=1.0, what="targets")
     out = categorical_core(
@@ -181,4 +198,4 @@ def categorical_focal_cross_entropy(
         label_smoothing=a["e"], sample_weights=a["sw"], keep=None, reduction=a["reduction"],
         return_grad=a["return_grad"], gamma=g, alpha=al,
     )
-    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"])
+    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
