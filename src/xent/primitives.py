@@ -9,19 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from xent._lib.namespace import as_float_array, get_namespace, is_numpy_namespace, scalar, to_result
+from xent import engine
+from xent._lib.namespace import as_float_array, get_namespace, scalar, to_result
 from xent._lib.validation import normalize_axis
 
 __all__ = ["log_sigmoid", "log_softmax", "logsumexp", "sigmoid", "softmax"]
-
-
-def _engine(op: str, x: Any, axis: int, xp: Any) -> Any:
-    """Hand large NumPy inputs to the fast engine; NotImplemented means 'use the reference'."""
-    if not is_numpy_namespace(xp):
-        return NotImplemented
-    from xent import engine
-
-    return engine.dispatch(op, x, axis=axis)
 
 
 def _softmax_parts(x: Any, axis: int, xp: Any) -> tuple[Any, Any, Any, Any]:
@@ -127,8 +119,8 @@ def logsumexp(x: Any, /, *, axis: int = -1) -> Any:
     xp = get_namespace(x, names=("x",))
     x = as_float_array(x, xp)
     ax = normalize_axis(axis, x.ndim)
-    out = _engine("logsumexp", x, ax, xp)
-    if out is NotImplemented:
+    out = engine.logsumexp(x, ax)  # large NumPy inputs; None: the reference below
+    if out is None:
         out = _logsumexp(x, ax, xp)
     return to_result(out, xp)
 
@@ -148,8 +140,8 @@ def log_softmax(x: Any, /, *, axis: int = -1) -> Any:
     xp = get_namespace(x, names=("x",))
     x = as_float_array(x, xp)
     ax = normalize_axis(axis, x.ndim)
-    out = _engine("log_softmax", x, ax, xp)
-    if out is NotImplemented:
+    out = engine.log_softmax(x, ax)  # large NumPy inputs; None: the reference below
+    if out is None:
         out = _log_softmax(x, ax, xp)
     return out
 
@@ -169,8 +161,8 @@ def softmax(x: Any, /, *, axis: int = -1) -> Any:
     xp = get_namespace(x, names=("x",))
     x = as_float_array(x, xp)
     ax = normalize_axis(axis, x.ndim)
-    out = _engine("softmax", x, ax, xp)
-    if out is NotImplemented:
+    out = engine.softmax(x, ax)  # large NumPy inputs; None: the reference below
+    if out is None:
         out = _softmax(x, ax, xp)
     return out
 

@@ -88,3 +88,45 @@ def test_log_zero(isa: str) -> None:
 
 def test_variant_in_use_is_the_best_usable() -> None:
     assert nat.isa() == ISAS[-1]
+
+
+def _expm_grid(dtype: type, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(x, m) with x <= m: softmax terms against their row max, with maxima far from 0 and
+    differences from 0 to past the underflow threshold (where x - m rounds the most)."""
+    lo = -87.0 if dtype == np.float32 else -707.0
+    m = np.concatenate([rng.uniform(-50, 50, n), rng.choice([0.0, 12.3, 40.1, -33.7, 1e4], n)])
+    d = np.concatenate([rng.uniform(lo, 0, n), -np.exp(rng.uniform(-20, np.log(-lo), n))])
+    x = (m + d).astype(dtype)
+    m = m.astype(dtype)
+    keep = x <= m
+    return x[keep], m[keep]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_expm_error_bound(isa: str, dtype: type, rng: np.random.Generator) -> None:
+    """e^(x - m) keeps its relative accuracy however far x - m is from 0 (the rounding of x - m is carried)."""
+    x, m = _expm_grid(dtype, 20000 if dtype == np.float32 else 1500, rng)
+    out = np.empty_like(x)
+    nat.vecmath_expm(isa, x, m, out)
+    if dtype == np.float32:  # x - m is exact in float64 for these float32 values
+        want = np.exp(x.astype(np.float64) - m.astype(np.float64))
+    else:
+        import mpmath
+
+        mpmath.mp.prec = 120
+        want = np.array([float(mpmath.exp(mpmath.mpf(float(a)) - mpmath.mpf(float(b)))) for a, b in zip(x, m)])
+    nz = want > np.finfo(dtype).tiny
+    err = np.abs(out[nz] - want[nz]) / want[nz] / np.finfo(dtype).eps
+    bound = 1.0 if dtype == np.float32 else 2.0
+    assert err.max() <= bound, f"expm {dtype.__name__} on {isa}: {err.max():.3g} at x={x[nz][err.argmax()]!r}, m={m[nz][err.argmax()]!r}"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_expm_edges(isa: str, dtype: type) -> None:
+    x = np.array([-np.inf, 3.0, 3.0, -1e4, np.nan, 7.0], dtype=dtype)
+    m = np.array([0.0, 3.0, np.inf, 0.0, 1.0, np.nan], dtype=dtype)
+    out = np.empty_like(x)
+    nat.vecmath_expm(isa, x, m, out)
+    assert out[0] == 0 and out[1] == 1 and out[2] == 0 and out[3] == 0 and np.isnan(out[4]) and np.isnan(out[5])

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -152,6 +153,33 @@ Pool& pool() {
 }
 
 }  // namespace
+
+namespace {
+
+struct Scratch {
+  void* raw = nullptr;
+  void* aligned = nullptr;
+  std::size_t size = 0;
+  ~Scratch() { std::free(raw); }
+};
+
+thread_local Scratch t_scratch;
+
+}  // namespace
+
+void* thread_scratch(std::size_t bytes) {
+  Scratch& s = t_scratch;
+  if (bytes > s.size || !s.aligned) {
+    std::size_t want = std::max<std::size_t>(bytes + bytes / 4, 1 << 16);  // grow with headroom
+    void* raw = std::malloc(want + 64);
+    if (!raw) return nullptr;
+    std::free(s.raw);
+    s.raw = raw;
+    s.aligned = reinterpret_cast<void*>((reinterpret_cast<std::uintptr_t>(raw) + 63) & ~std::uintptr_t{63});
+    s.size = want;
+  }
+  return s.aligned;
+}
 
 void parallel_for(int threads, std::size_t n_tasks, TaskFn fn, void* ctx) {
   if (n_tasks == 0) return;

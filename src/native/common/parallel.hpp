@@ -23,6 +23,12 @@ using TaskFn = void (*)(void* ctx, std::size_t task);
 // thread has stopped taking tasks. threads <= 1 or n_tasks <= 1 runs inline.
 void parallel_for(int threads, std::size_t n_tasks, TaskFn fn, void* ctx);
 
+// Scratch memory of the calling thread: at least `bytes`, 64-byte aligned, kept for the
+// thread's lifetime and reused by its next call (so a task's buffers cost no page faults
+// after the first call). Valid until this thread calls it again; a task that needs
+// several buffers carves them out of one call. Null if the allocation fails.
+void* thread_scratch(std::size_t bytes);
+
 // Number of tasks of `grain` items covering n items (at least 1 when n > 0).
 inline std::size_t n_tasks_for(std::size_t n, std::size_t grain) { return grain ? (n + grain - 1) / grain : 1; }
 
