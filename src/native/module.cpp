@@ -60,7 +60,8 @@ void apply(const std::string& fn, const std::string& isa, Vec<const T> x, Vec<T>
                             : t.log_f64((const double*)x.data(), (double*)out.data(), n);
   else if (fn == "log1p") f32 ? t.log1p_f32((const float*)x.data(), (float*)out.data(), n)
                               : t.log1p_f64((const double*)x.data(), (double*)out.data(), n);
-  else throw std::invalid_argument("`fn` must be 'exp', 'log' or 'log1p', got '" + fn + "'");
+  else if (fn == "log1p_pos" && !f32) t.log1p_pos_f64((const double*)x.data(), (double*)out.data(), n);
+  else throw std::invalid_argument("`fn` must be 'exp', 'log', 'log1p' or (float64) 'log1p_pos', got '" + fn + "'");
 }
 
 template <class T>

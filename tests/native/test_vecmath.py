@@ -27,13 +27,14 @@ def _mp(fn: str, x: np.ndarray) -> np.ndarray:
     import mpmath
 
     mpmath.mp.prec = 120
-    f = {"exp": mpmath.exp, "log": mpmath.log, "log1p": mpmath.log1p}[fn]
+    f = {"exp": mpmath.exp, "log": mpmath.log, "log1p": mpmath.log1p, "log1p_pos": mpmath.log1p}[fn]
     return np.array([float(f(mpmath.mpf(float(v)))) for v in x])
 
 
 def _truth(fn: str, x: np.ndarray) -> np.ndarray:
     if x.dtype == np.float32:  # float64 NumPy is exact enough to judge float32
         return getattr(np, fn)(x.astype(np.float64))
+    fn = "log1p" if fn == "log1p_pos" else fn
     return _mp(fn, x)
 
 
@@ -46,6 +47,8 @@ def _grid(fn: str, dtype: type, n: int, rng: np.random.Generator) -> np.ndarray:
         tiny = np.finfo(dtype).smallest_subnormal
         e = np.linspace(np.log(float(tiny)), np.log(float(np.finfo(dtype).max)) - 1e-9, n)
         x = np.concatenate([np.exp(e), rng.uniform(0.5, 2.0, n), [1.0, float(tiny), float(np.finfo(dtype).tiny)]])
+    elif fn == "log1p_pos":  # the softmax row finish: 0 <= x <= C, tiny for confident rows
+        x = np.concatenate([np.exp(rng.uniform(-745, 14, n)), rng.uniform(0, 3, n), [0.0, 1.0, 1e-300, 2.0**-53]])
     else:
         x = np.concatenate([np.linspace(0.0, 1.0, n), np.exp(rng.uniform(-60, 0, n)), [0.0, 1.0, 1e-300]])
     return x.astype(dtype)
@@ -53,7 +56,7 @@ def _grid(fn: str, dtype: type, n: int, rng: np.random.Generator) -> np.ndarray:
 
 # (function, dtype) -> bound (inclusive) on |out - truth| / |truth| in units of the dtype's eps (log: in ulps of the result)
 BOUNDS = {("exp", np.float32): 1.0, ("exp", np.float64): 2.0, ("log", np.float32): 1.0, ("log", np.float64): 1.0,
-          ("log1p", np.float32): 1.0, ("log1p", np.float64): 2.0}
+          ("log1p", np.float32): 1.0, ("log1p", np.float64): 2.0, ("log1p_pos", np.float64): 2.0}
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -20,6 +20,12 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(XENT_SCALAR_LANES)
 #define XENT_VECTOR_LANES 1
 #if defined(__AVX512F__)
@@ -56,12 +62,16 @@ typedef std::int64_t i64w;
 // Lanes<T>: the lane type of element type T, its mask / integer type and its width.
 template <class T>
 struct Lanes;
+// Wide: V widened to double, lane for lane. For float that is two registers (f64w), on which
+// GCC's comparisons and conditionals go lane by lane: compute on it only with + - * /, and
+// take anything with a comparison half by half (halves f64v registers: half / set_half).
 template <>
 struct Lanes<float> {
   using V = f32v;
   using I = i32v;
-  using Wide = f64w;  // V widened to double, lane for lane
+  using Wide = f64w;
   static constexpr int width = static_cast<int>(sizeof(f32v) / sizeof(float));
+  static constexpr int halves = static_cast<int>(sizeof(f64w) / sizeof(f64v));
 };
 template <>
 struct Lanes<double> {
@@ -69,6 +79,7 @@ struct Lanes<double> {
   using I = i64v;
   using Wide = f64v;
   static constexpr int width = static_cast<int>(sizeof(f64v) / sizeof(double));
+  static constexpr int halves = 1;
 };
 
 // ---------------------------------------------------------------- scalar overloads
@@ -105,20 +116,40 @@ inline bool any(bool m) { return m; }
 inline bool all(bool m) { return m; }
 inline float lane(float v, int) { return v; }
 inline double lane(double v, int) { return v; }
+inline std::int64_t lane_i(std::int32_t v, int) { return v; }
+inline std::int64_t lane_i(std::int64_t v, int) { return v; }
+inline void set_lane(std::int32_t& v, int, std::int64_t x) { v = static_cast<std::int32_t>(x); }
+inline void set_lane(std::int64_t& v, int, std::int64_t x) { v = x; }
 inline double widen(double v) { return v; }
 inline double widen(float v) { return static_cast<double>(v); }
+inline double half(double v, int) { return v; }
+inline void set_half(double& w, int, double v) { w = v; }
 inline float narrow(double v) { return static_cast<float>(v); }
 
 
 // ---------------------------------------------------------------- vector overloads
 
 #if XENT_VECTOR_LANES
-inline f32v select(i32v m, f32v a, f32v b) { return (f32v)(((i32v)a & m) | ((i32v)b & ~m)); }
-inline f64v select(i64v m, f64v a, f64v b) { return (f64v)(((i64v)a & m) | ((i64v)b & ~m)); }
-inline i32v select(i32v m, i32v a, i32v b) { return (a & m) | (b & ~m); }
-inline i64v select(i64v m, i64v a, i64v b) { return (a & m) | (b & ~m); }
-inline f64w select(i64w m, f64w a, f64w b) { return (f64w)(((i64w)a & m) | ((i64w)b & ~m)); }
-inline i64w select(i64w m, i64w a, i64w b) { return (a & m) | (b & ~m); }
+// Bitwise blends: Clang folds them into blend / masked instructions itself, and GCC splits
+// them into register-wide halves for the two-register f64w (its vector conditional on a
+// type wider than a register would go lane by lane).
+#define XENT_BLEND(M, A, B) (((A) & (M)) | ((B) & ~(M)))
+inline f64w select(i64w m, f64w a, f64w b) { return (f64w)XENT_BLEND(m, (i64w)a, (i64w)b); }
+inline i64w select(i64w m, i64w a, i64w b) { return XENT_BLEND(m, a, b); }
+#if defined(__clang__)
+inline f32v select(i32v m, f32v a, f32v b) { return (f32v)XENT_BLEND(m, (i32v)a, (i32v)b); }
+inline f64v select(i64v m, f64v a, f64v b) { return (f64v)XENT_BLEND(m, (i64v)a, (i64v)b); }
+inline i32v select(i32v m, i32v a, i32v b) { return XENT_BLEND(m, a, b); }
+inline i64v select(i64v m, i64v a, i64v b) { return XENT_BLEND(m, a, b); }
+#else
+// GCC on register-wide vectors: the vector conditional, one blend or masked move
+// (a > b ? a : b becomes max).
+inline f32v select(i32v m, f32v a, f32v b) { return m ? a : b; }
+inline f64v select(i64v m, f64v a, f64v b) { return m ? a : b; }
+inline i32v select(i32v m, i32v a, i32v b) { return m ? a : b; }
+inline i64v select(i64v m, i64v a, i64v b) { return m ? a : b; }
+#endif
+#undef XENT_BLEND
 inline i32v bits(f32v v) { return (i32v)v; }
 inline i64v bits(f64v v) { return (i64v)v; }
 inline f32v float_from_bits(i32v b) { return (f32v)b; }
@@ -148,14 +179,40 @@ inline bool any_lanes(M m) {
     if (m[l]) return true;
   return false;
 }
+#if defined(__AVX512F__)
+inline bool any(i32v m) { return _mm512_movepi32_mask(reinterpret_cast<__m512i>(m)) != 0; }
+inline bool any(i64v m) { return _mm512_movepi64_mask(reinterpret_cast<__m512i>(m)) != 0; }
+#elif defined(__AVX2__)
+inline bool any(i32v m) { return _mm256_movemask_ps(reinterpret_cast<__m256>(m)) != 0; }
+inline bool any(i64v m) { return _mm256_movemask_pd(reinterpret_cast<__m256d>(m)) != 0; }
+#elif defined(__SSE2__)
+inline bool any(i32v m) { return _mm_movemask_ps(reinterpret_cast<__m128>(m)) != 0; }
+inline bool any(i64v m) { return _mm_movemask_pd(reinterpret_cast<__m128d>(m)) != 0; }
+#else
 inline bool any(i32v m) { return any_lanes(m); }
 inline bool any(i64v m) { return any_lanes(m); }
+#endif
 inline bool all(i32v m) { return !any_lanes(~m); }
 inline bool all(i64v m) { return !any_lanes(~m); }
 inline float lane(f32v v, int l) { return v[l]; }
+inline std::int64_t lane_i(i32v v, int l) { return v[l]; }
+inline std::int64_t lane_i(i64v v, int l) { return v[l]; }
+inline std::int64_t lane_i(i64w v, int l) { return v[l]; }
+inline void set_lane(i32v& v, int l, std::int64_t x) { v[l] = static_cast<std::int32_t>(x); }
+inline void set_lane(i64v& v, int l, std::int64_t x) { v[l] = x; }
 inline double lane(f64v v, int l) { return v[l]; }
+inline double lane(f64w v, int l) { return v[l]; }
+inline bool any(i64w m) { return any_lanes(m); }
 inline f64w widen(f32v v) { return __builtin_convertvector(v, f64w); }
 inline f64v widen(f64v v) { return v; }
+inline f64v half(f64v v, int) { return v; }
+inline void set_half(f64v& w, int, f64v v) { w = v; }
+inline f64v half(f64w w, int h) {
+  f64v v;
+  std::memcpy(&v, reinterpret_cast<const char*>(&w) + h * sizeof v, sizeof v);
+  return v;
+}
+inline void set_half(f64w& w, int h, f64v v) { std::memcpy(reinterpret_cast<char*>(&w) + h * sizeof v, &v, sizeof v); }
 inline f32v narrow(f64w v) { return __builtin_convertvector(v, f32v); }
 #endif
 
@@ -265,6 +322,62 @@ inline V iota() {
 #endif
   }
   return v;
+}
+
+// v[l] = p[idx[l]] (idx: one int32 offset per lane, in elements). AVX2 / AVX-512 gathers, else
+// one load per lane.
+template <class V, class T>
+inline V gather(const T* p, const std::int32_t* idx) {
+  V v{};
+#if defined(__AVX512F__) && XENT_VECTOR_LANES
+  if constexpr (sizeof(T) == 4) {
+    __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, _mm512_loadu_si512(idx), p, 4);
+    std::memcpy(&v, &g, sizeof v);
+    return v;
+  } else {
+    __m512d g = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), 0xFF,
+                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), p, 8);
+    std::memcpy(&v, &g, sizeof v);
+    return v;
+  }
+#elif defined(__AVX2__) && XENT_VECTOR_LANES
+  if constexpr (sizeof(T) == 4) {
+    __m256 g = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)),
+                                        _mm256_castsi256_ps(_mm256_set1_epi32(-1)), 4);
+    std::memcpy(&v, &g, sizeof v);
+    return v;
+  } else {
+    __m256d g = _mm256_mask_i32gather_pd(_mm256_setzero_pd(), p, _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx)),
+                                         _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), 8);
+    std::memcpy(&v, &g, sizeof v);
+    return v;
+  }
+#else
+  T lanes[sizeof(V) / sizeof(T)];
+  for (std::size_t l = 0; l < sizeof(V) / sizeof(T); ++l) lanes[l] = p[idx[l]];
+  std::memcpy(&v, lanes, sizeof v);
+  return v;
+#endif
+}
+
+// p[idx[l]] = v[l] for every lane (AVX-512 scatter, else one store per lane).
+template <class V, class T>
+inline void scatter(T* p, const std::int32_t* idx, V v) {
+#if defined(__AVX512F__) && XENT_VECTOR_LANES
+  if constexpr (sizeof(T) == 4) {
+    __m512 x;
+    std::memcpy(&x, &v, sizeof x);
+    _mm512_i32scatter_ps(p, _mm512_loadu_si512(idx), x, 4);
+  } else {
+    __m512d x;
+    std::memcpy(&x, &v, sizeof x);
+    _mm512_i32scatter_pd(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), x, 8);
+  }
+#else
+  T lanes[sizeof(V) / sizeof(T)];
+  std::memcpy(lanes, &v, sizeof v);
+  for (std::size_t l = 0; l < sizeof(V) / sizeof(T); ++l) p[idx[l]] = lanes[l];
+#endif
 }
 
 }  // namespace

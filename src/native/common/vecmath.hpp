@@ -24,6 +24,7 @@
 //   log_f32   x > 0, finite            < 1 ulp  (correctly rounded from log_f64)
 //   log1p_f64 0 <= x <= 1              < 2 eps  (atanh series, no 1 + x rounding)
 //   log1p_f32 0 <= x <= 1              < 1 ulp  (rounded from log1p_f64)
+//   log1p_pos_f64  x >= 0, finite      < 2 ulp  (log of 1 + x with the rounding of 1 + x corrected)
 // log_f64(0) = -inf; exp and expm of NaN are NaN. Other NaN and inf inputs of log
 // and log1p are the callers' concern: the kernels check for them before trusting a
 // result.
@@ -229,12 +230,14 @@ inline V log1p_f64x(V x) {
   return t * p * 2.0;
 }
 
-// log(1 + s) for s >= 0: log1p_f64 on [0, 1], log_f64(1 + s) above (1 + s >= 2 rounds to
-// within 1 ulp of s's contribution, which log's condition number 1/log(2) keeps < 2 ulp).
-// The row finish of a softmax: s = sum of exp(x - max) other than one maximal term.
+// log(1 + s) for s >= 0 (the row finish of a softmax: s = the sum of e^(x - max) other than
+// one maximal term), from one log: u = 1 + s rounds, but u - 1 is exact (Sterbenz), so
+// log1p(s) = log(u) + (s - (u - 1)) / u to first order in the rounding, < 2 ulp (s < 2^-53:
+// u = 1 and the correction is s itself, exactly).
 template <class V>
 inline V log1p_pos_f64x(V s) {
-  return select(s <= 1.0, log1p_f64x(select(s <= 1.0, s, splat<V>(0.0))), log_f64x(s + 1.0));
+  const V u = s + 1.0;
+  return log_f64x(u) + (s - (u - 1.0)) / u;
 }
 
 // ---------------------------------------------------------------- one value
@@ -258,11 +261,19 @@ inline float log1p_unit(float x) { return log1p_f32(x); }
 inline double log1p_unit(double x) { return log1p_f64(x); }
 
 #if XENT_VECTOR_LANES
+// float lanes through double: half a vector at a time, on native double registers (simd.hpp: Wide).
+template <simd::f64v (*F)(simd::f64v)>
+inline simd::f32v via_f64(simd::f32v x) {
+  const simd::f64w w = simd::widen(x);
+  simd::f64w out{};
+  for (int h = 0; h < simd::Lanes<float>::halves; ++h) simd::set_half(out, h, F(simd::half(w, h)));
+  return simd::narrow(out);
+}
 inline simd::f32v exp(simd::f32v x) { return exp_f32x(x); }
 inline simd::f64v exp(simd::f64v x) { return exp_f64x(x); }
-inline simd::f32v log(simd::f32v x) { return simd::narrow(log_f64x(simd::widen(x))); }
+inline simd::f32v log(simd::f32v x) { return via_f64<log_f64x<simd::f64v>>(x); }
 inline simd::f64v log(simd::f64v x) { return log_f64x(x); }
-inline simd::f32v log1p_unit(simd::f32v x) { return simd::narrow(log1p_f64x(simd::widen(x))); }
+inline simd::f32v log1p_unit(simd::f32v x) { return via_f64<log1p_f64x<simd::f64v>>(x); }
 inline simd::f64v log1p_unit(simd::f64v x) { return log1p_f64x(x); }
 #endif
 

@@ -26,6 +26,7 @@ XENT_APPLY(log32, float, vm::log)
 XENT_APPLY(log64, double, vm::log)
 XENT_APPLY(log1p32, float, vm::log1p_unit)
 XENT_APPLY(log1p64, double, vm::log1p_unit)
+XENT_APPLY(log1p_pos64, double, vm::log1p_pos_f64x)
 #undef XENT_APPLY
 
 template <class T>
@@ -40,7 +41,7 @@ void expm_apply(const T* x, const T* m, T* out, std::size_t n) {
 }  // namespace
 
 extern const Table table = {
-    exp32, exp64, log32, log64, log1p32, log1p64, expm_apply<float>, expm_apply<double>,
+    exp32, exp64, log32, log64, log1p32, log1p64, expm_apply<float>, expm_apply<double>, log1p_pos64,
 };
 
 }  // namespace xent::vecmath::XENT_ISA_NS

@@ -1,345 +1,25 @@
 // The engine kernels, compiled once per instruction set (rules in common/isa.hpp).
 //
-// One row (class vector) at a time, in two sweeps of which only the first touches
-// memory: pass 1 reads the row once, keeping an online maximum m per chunk of
-// kChunk logits (Milakov and Gimelshein's running-max normaliser): a chunk whose max
-// exceeds m rescales the sums by e^(m_old - m_new) before its own terms are added,
-// so every term e^(x - m) <= 1 and nothing overflows or underflows. It also stores
-// the terms (for the gradient or the softmax) in a per-thread scratch row that stays
-// in cache. Pass 2 turns that scratch row into the output row, each chunk scaled by
-// e^(m_chunk - max). Rows whose classes are not contiguous are gathered into scratch
-// first (and their outputs scattered back).
-//
-// Exactness. The sum is kept as K + R: K counts the terms equal to the max (each
-// exactly 1) and R adds the others, so lse - max = log1p(K - 1 + R) keeps the digits
-// of a tiny loss (a confident row) that log(1 + R) would round away; every term is
-// e^(x - m) with the rounding of x - m carried (vm::expm), so a term 40 below the max
-// is as exact as one at the max. Loss = (lse - max) - (x_y - max): two non-negative
-// parts, no cancellation. The gradient at the label of a confident row is
-// -(1 - p_y) = -(K - 1 + R) / (K + R), formed from R, not as p_y - 1. Float32 terms
-// are summed in float32 over 8-term lane runs and then in float64.
+// Each call is split into tasks of whole rows (kernels.hpp: n_tasks); a task takes its
+// rows through the row kernel (rows.hpp: contiguous classes, one row at a time) or the
+// lanes kernel (lanes.hpp: few classes or a strided class axis, W rows at a time), and
+// rows holding NaN / +inf / only -inf through the reference's rules (reference.hpp).
+// Both kernels end a row the same way (the *_outcome functions): the loss as a sum of
+// non-negative parts, and the gradient as g_c = e_c coef - sub a_c with one entry (the
+// label, or a confident row's max) formed without cancellation.
 #include "engine/kernels.hpp"
 
 #include "common/isa.hpp"
 #include "common/parallel.hpp"
 #include "common/simd.hpp"
 #include "common/vecmath.hpp"
+#include "engine/lanes.hpp"
+#include "engine/reference.hpp"
+#include "engine/rows.hpp"
+#include "engine/util.hpp"
 
 namespace xent::engine::XENT_ISA_NS {
 namespace {
-
-using simd::hmax;
-using simd::hsum;
-using simd::Lanes;
-using simd::loadu;
-using simd::select;
-using simd::splat;
-using simd::storeu;
-using simd::widen;
-
-constexpr int kChunkVecs = 8;  // vectors per chunk of the online max
-
-// Pass 1 stores and sums the terms scaled by 2^B (vm::ExpmScale: float 2^64, double 2^512),
-// so that the terms of a confident row, far below the smallest normal number, still count.
-template <class T>
-constexpr int kBias = vm::ExpmScale<T>::bits;
-template <class T>
-inline double pow2(int b) {
-  return simd::float_from_bits(static_cast<std::int64_t>(1023 + b) << 52);
-}
-
-template <class T>
-inline T lowest();
-template <>
-inline float lowest<float>() {
-  return -3.40282346638528859812e+38f;
-}
-template <>
-inline double lowest<double>() {
-  return -1.7976931348623157e308;
-}
-inline double inf() { return vm::inf_f64(); }
-inline double nan() { return simd::float_from_bits(std::int64_t{0x7FF8000000000000LL}); }
-inline bool finite(double v) { return v - v == 0.0; }
-inline i64 imin(i64 a, i64 b) { return a < b ? a : b; }
-inline i64 round_up(i64 n, i64 m) { return (n + m - 1) / m * m; }
-
-template <class T>
-inline const T* at(const View& v, i64 o, i64 i) {
-  return static_cast<const T*>(v.data) + o * v.s0 + i * v.s2;
-}
-template <class T>
-inline T* at(const OutView& v, i64 o, i64 i) {
-  return static_cast<T*>(v.data) + o * v.s0 + i * v.s2;
-}
-
-template <class T>
-void gather(T* dst, const T* src, i64 stride, i64 n) {
-  for (i64 c = 0; c < n; ++c) dst[c] = src[c * stride];
-}
-template <class T>
-void scatter(T* dst, i64 stride, const T* src, i64 n) {
-  for (i64 c = 0; c < n; ++c) dst[c * stride] = src[c];
-}
-template <class T>
-void fill(T* dst, i64 stride, i64 n, T v) {
-  for (i64 c = 0; c < n; ++c) dst[c * stride] = v;
-}
-
-// A row as a contiguous array: the row itself, or a copy in `buf`.
-template <class T>
-const T* contiguous(const T* row, i64 stride, i64 n, T* buf) {
-  if (stride == 1) return row;
-  gather(buf, row, stride, n);
-  return buf;
-}
-
-// ---------------------------------------------------------------- pass 1
-
-// What pass 1 weighs the shifted logits with, for the sum D = sum_c a_c (x_c - m)
-// (0 * -inf = 0, as the reference's safe_mul):
-enum Weighting : int {
-  kNone = 0,        // no D (plain softmax, sparse CE without smoothing)
-  kOnes = 1,        // a_c = 1 (smoothing without class weights)
-  kClassW = 2,      // a_c = w_c (smoothing with class weights)
-  kTargets = 3,     // a_c = (1 - e) t_c + e / C (categorical)
-  kTargetsW = 4,    // a_c = w_c ((1 - e) t_c + e / C)
-};
-
-template <class T>
-struct RowStats {
-  T m;            // the row max (lowest() when every entry is -inf)
-  double k;       // entries equal to m (each term exactly 1)
-  double rest;    // sum of e^(x - m) over the other entries
-  double dot;     // D = sum_c a_c (x_c - m)
-  double a;       // sum_c a_c
-  i64 max_chunk;  // the chunk where m was reached
-};
-
-// Running sums of pass 1, lane by lane (float64; float32 terms reach them per chunk).
-template <class T>
-struct Acc {
-  using Wd = typename Lanes<T>::Wide;
-  Wd rest{}, k{}, dot{}, seen{};
-};
-
-// Add one vector of logits (and targets / class weights) to the chunk's lane sums.
-template <class T, bool STORE, int WEIGHT, bool MASKED>
-inline void step(const T* x, const T* t, const T* w, T keep_t, T ec, typename Lanes<T>::V mv, T* e_out,
-                 typename Lanes<T>::V& r, typename Lanes<T>::V& kk, typename Lanes<T>::V& dd,
-                 typename Lanes<T>::V& ss, typename Lanes<T>::I valid) {
-  using V = typename Lanes<T>::V;
-  V xv = loadu<V>(x);
-  V e = vm::expm<kBias<T>>(xv, mv);  // e^(x - m) 2^B
-  if (STORE) storeu(e_out, e);
-  auto eq = xv == mv;
-  if (MASKED) eq = eq & valid;
-  r += select(eq, splat<V>(0), e);  // padded lanes hold -inf: e = 0
-  kk += select(eq, splat<V>(1), splat<V>(0));
-  if (WEIGHT == kNone) return;
-  V a;
-  if (WEIGHT == kOnes) {
-    a = splat<V>(1);
-  } else if (WEIGHT == kClassW) {
-    a = loadu<V>(w);
-  } else {
-    a = loadu<V>(t) * keep_t + ec;
-    if (WEIGHT == kTargetsW) a = a * loadu<V>(w);
-  }
-  if (MASKED) a = select(valid, a, splat<V>(0));
-  dd += select(a == 0, splat<V>(0), a * (xv - mv));
-  ss += a;
-}
-
-// Pass 1 over a contiguous row of C logits. With STORE, e_out[c] = e^(x_c - m_k) 2^B for c
-// in chunk k and chunk_m[k] = m_k (e_out needs C rounded up to the lane width).
-template <class T, bool STORE, int WEIGHT>
-RowStats<T> row_stats(const T* x, i64 C, const T* t, const T* w, T keep_t, T ec, T* e_out, T* chunk_m) {
-  using V = typename Lanes<T>::V;
-  using I = typename Lanes<T>::I;
-  using Wd = typename Lanes<T>::Wide;
-  constexpr i64 W = Lanes<T>::width;
-  constexpr i64 L = W * kChunkVecs;
-  Acc<T> acc;
-  T m = lowest<T>();
-  bool started = false;
-  i64 max_chunk = 0;
-  const I all = splat<I>(-1);
-
-  auto raise_max = [&](T cm, i64 chunk) {
-    if (!(cm > m)) return;
-    if (started) {
-      // Earlier terms were e^(x - m_old): rescale them to the new max.
-      double f = vm::exp_f64(static_cast<double>(m) - static_cast<double>(cm));
-      acc.rest = (acc.rest + acc.k * pow2<T>(kBias<T>)) * f;
-      acc.k = Wd{};
-      if (WEIGHT != kNone) {
-        // D = sum a_c (x_c - m) moves by -(sum of a_c so far) (m_new - m_old); lanes that saw no
-        // weight stay as they are (d may be inf after a run of -inf logits in float64).
-        double d = static_cast<double>(cm) - static_cast<double>(m);
-        acc.dot = acc.dot - select(acc.seen == 0.0, splat<Wd>(0.0), acc.seen * d);
-      }
-    }
-    m = cm;
-    max_chunk = chunk;
-  };
-  auto flush = [&](V r, V kk, V dd, V ss) {
-    acc.rest += widen(r);
-    acc.k += widen(kk);
-    if (WEIGHT != kNone) {
-      acc.dot += widen(dd);
-      acc.seen += widen(ss);
-    }
-  };
-
-  i64 j = 0, chunk = 0;
-  for (; j + L <= C; j += L, ++chunk) {
-    V cmv = loadu<V>(x + j);
-    for (int v = 1; v < kChunkVecs; ++v) cmv = simd::vmax(cmv, loadu<V>(x + j + v * W));
-    raise_max(hmax(cmv), chunk);
-    started = true;
-    if (STORE) chunk_m[chunk] = m;
-    V mv = splat<V>(m), r{}, kk{}, dd{}, ss{};
-    for (int v = 0; v < kChunkVecs; ++v) {
-      i64 o = j + v * W;
-      step<T, STORE, WEIGHT, false>(x + o, t + (t ? o : 0), w + (w ? o : 0), keep_t, ec, mv,
-                                   e_out + (STORE ? o : 0), r, kk, dd, ss, all);
-    }
-    flush(r, kk, dd, ss);
-  }
-  if (j < C) {  // the last, partial chunk: whole vectors, then one padded vector
-    T cm = x[j];
-    for (i64 c = j + 1; c < C; ++c) cm = x[c] > cm ? x[c] : cm;
-    raise_max(cm, chunk);
-    started = true;
-    if (STORE) chunk_m[chunk] = m;
-    V mv = splat<V>(m), r{}, kk{}, dd{}, ss{};
-    for (; j + W <= C; j += W)
-      step<T, STORE, WEIGHT, false>(x + j, t + (t ? j : 0), w + (w ? j : 0), keep_t, ec, mv,
-                                   e_out + (STORE ? j : 0), r, kk, dd, ss, all);
-    if (j < C) {
-      T xp[W], tp[W], wp[W];
-      i64 n = C - j;
-      for (i64 l = 0; l < W; ++l) {
-        xp[l] = l < n ? x[j + l] : -vm::inf_f32();
-        tp[l] = (t && l < n) ? t[j + l] : T(0);
-        wp[l] = (w && l < n) ? w[j + l] : T(0);
-      }
-      I valid = simd::iota<V>() < splat<V>(static_cast<T>(n));
-      step<T, STORE, WEIGHT, true>(xp, tp, wp, keep_t, ec, mv, e_out + (STORE ? j : 0), r, kk, dd, ss, valid);
-    }
-    flush(r, kk, dd, ss);
-  }
-  RowStats<T> s;
-  s.m = m;
-  s.k = hsum(acc.k);
-  s.rest = hsum(acc.rest) * pow2<T>(-kBias<T>);
-  s.dot = WEIGHT != kNone ? hsum(acc.dot) : 0.0;
-  s.a = WEIGHT != kNone ? hsum(acc.seen) : 0.0;
-  s.max_chunk = max_chunk;
-  return s;
-}
-
-// A row the fast path cannot take: NaN (the sum is NaN), +inf (the max is), or all -inf
-// (no term equals the max).
-template <class T>
-inline bool needs_reference(const RowStats<T>& s) {
-  return !(s.rest == s.rest) || s.k == 0 || !(static_cast<double>(s.m) < inf()) || !(s.dot == s.dot);
-}
-
-// ---------------------------------------------------------------- pass 2
-
-// out[c] = (e[c] 2^-B) f_k - sub w_c (w null: - sub), f_k = coef e^(m_k - max) for c in chunk k
-// (e as pass 1 stored it). The exact 2^-B comes first: folded into f_k, it could push f_k
-// below the smallest normal for a chunk far below the row's max.
-template <class T>
-void scale_row(T* out, const T* e, const T* chunk_m, i64 C, double max, double coef, double sub, const T* w) {
-  using V = typename Lanes<T>::V;
-  constexpr i64 W = Lanes<T>::width;
-  constexpr i64 L = W * kChunkVecs;
-  const T subt = static_cast<T>(sub), unscale = static_cast<T>(pow2<T>(-kBias<T>));
-  for (i64 j = 0, k = 0; j < C; j += L, ++k) {
-    const T f = static_cast<T>(coef * vm::exp_f64(static_cast<double>(chunk_m[k]) - max));
-    const V fv = splat<V>(f), sv = splat<V>(subt), uv = splat<V>(unscale);
-    i64 end = imin(C, j + L), c = j;
-    if (w) {
-      for (; c + W <= end; c += W) storeu(out + c, (loadu<V>(e + c) * uv) * fv - loadu<V>(w + c) * sv);
-      for (; c < end; ++c) out[c] = (e[c] * unscale) * f - w[c] * subt;
-    } else {
-      for (; c + W <= end; c += W) storeu(out + c, (loadu<V>(e + c) * uv) * fv - sv);
-      for (; c < end; ++c) out[c] = (e[c] * unscale) * f - subt;
-    }
-  }
-}
-
-// out[c] = e[c] f_k - sub a_c with a_c = w_c ((1 - e) t_c + e / C) (categorical).
-template <class T>
-void scale_row_targets(T* out, const T* e, const T* chunk_m, i64 C, double max, double coef, double sub,
-                       const T* t, const T* w, T keep_t, T ec) {
-  using V = typename Lanes<T>::V;
-  constexpr i64 W = Lanes<T>::width;
-  constexpr i64 L = W * kChunkVecs;
-  const T subt = static_cast<T>(sub), unscale = static_cast<T>(pow2<T>(-kBias<T>));
-  for (i64 j = 0, k = 0; j < C; j += L, ++k) {
-    const T f = static_cast<T>(coef * vm::exp_f64(static_cast<double>(chunk_m[k]) - max));
-    const V fv = splat<V>(f), sv = splat<V>(subt), uv = splat<V>(unscale);
-    i64 end = imin(C, j + L), c = j;
-    for (; c + W <= end; c += W) {
-      V a = loadu<V>(t + c) * keep_t + ec;
-      if (w) a = a * loadu<V>(w + c);
-      storeu(out + c, (loadu<V>(e + c) * uv) * fv - a * sv);
-    }
-    for (; c < end; ++c) {
-      T a = t[c] * keep_t + ec;
-      if (w) a = a * w[c];
-      out[c] = (e[c] * unscale) * f - a * subt;
-    }
-  }
-}
-
-// ---------------------------------------------------------------- the reference's rules
-
-// log1p on the reference's `rest` (>= -1, or inf / NaN for rows with +inf / NaN).
-inline double rest_log1p(double r) {
-  if (!(r == r) || r < -1.0) return nan();
-  if (r == -1.0) return -inf();
-  if (r == inf()) return inf();
-  if (r < 0.0) return vm::log_f64(1.0 + r);
-  return vm::log1p_pos_f64(r);
-}
-
-// The reference's shift (xent.primitives._softmax_parts): the row max, NaN if any entry
-// is NaN, replaced by 0 when not finite; rest = sum of the terms not at the shift + (number
-// at the shift - 1). Terms are rounded to T as the reference's are (overflow included).
-template <class T>
-struct RefRow {
-  double m, rest, lse;
-};
-
-template <class T>
-RefRow<T> reference_row(const T* x, i64 xs, i64 C) {
-  double m = -inf();
-  bool nan = false;
-  for (i64 c = 0; c < C; ++c) {
-    double v = static_cast<double>(x[c * xs]);
-    if (v != v) nan = true;
-    else if (v > m) m = v;
-  }
-  if (nan || !finite(m)) m = 0.0;
-  double n_max = 0.0, rest = 0.0;
-  for (i64 c = 0; c < C; ++c) {
-    double sh = static_cast<double>(x[c * xs]) - m;
-    if (sh == 0.0) n_max += 1.0;
-    else rest += static_cast<double>(static_cast<T>(vm::exp_f64(sh)));
-  }
-  rest += n_max - 1.0;
-  return {m, rest, rest_log1p(rest)};
-}
-
-template <class T>
-inline double ref_term(const T* x, double m) {
-  return static_cast<double>(static_cast<T>(vm::exp_f64(static_cast<double>(*x) - m)));
-}
 
 // ---------------------------------------------------------------- running the tasks
 
@@ -359,11 +39,62 @@ int run_rows(const Args& a, TaskFn task, double wsum = 0.0) {
   return job.status;
 }
 
+// A task's rows and its scratch (enough for either kernel), or null scratch on failure.
+template <class T, class Args>
+struct Task {
+  i64 r0, r1;
+  bool lanes;
+  T* scratch;
+  i64 cp, n_chunks;  // row kernel: padded row length and chunks per row
+
+  Task(const Args& a, std::size_t task, int row_buffers, int tiles) {
+    constexpr i64 W = Lanes<T>::width;
+    const i64 C = a.classes, rows = a.outer * a.inner, per = rows_per_task(C);
+    r0 = static_cast<i64>(task) * per;
+    r1 = imin(rows, r0 + per);
+    lanes = use_lanes(C, a.x, a.inner);
+    cp = round_up(C, W) + W;
+    n_chunks = (C + W * kChunkVecs - 1) / (W * kChunkVecs);
+    const i64 n = lanes ? tiles * C * W + W : row_buffers * cp + n_chunks + 1;
+    scratch = static_cast<T*>(thread_scratch(sizeof(T) * static_cast<std::size_t>(n)));
+  }
+};
+
+// One row's result in both kernels: its loss l, and its gradient row as
+// g_c = e_c coef - sub a_c (e_c = e^(x_c - max)), then g[fix] = fix_value (fix < 0: none).
+struct Outcome {
+  double loss, coef, sub;
+  i64 fix;
+  double fix_value;
+};
+
+// The per-row losses of a lanes block: rows that need the reference's rules get them
+// (reference(l, want_grad) -> l; their gradient rows, skipped by the tile's scatter, are
+// written there or zeroed), then the weighted losses s l are added in row order and stored.
+template <class T, class Args, class Reference>
+double block_losses(const Args& a, const Block<T>& b, const bool* ref, const double* sk, double* wl,
+                    Reference reference) {
+  const bool grad = a.grad.data != nullptr;
+  double total = 0.0;
+  for (int l = 0; l < b.n; ++l) {
+    if (ref[l]) {  // rows with NaN / +inf / only -inf
+      const bool want_g = grad && sk[l] * a.factor != 0.0;
+      wl[l] = sk[l] == 0.0 ? 0.0 : sk[l] * reference(l, want_g);
+      if (grad && !want_g) fill(at<T>(a.grad, b.o[l], b.i[l]), a.grad.s1, a.classes, T(0));
+    }
+    total += wl[l];
+    if (a.loss.data) *at<T>(a.loss, b.o[l], b.i[l]) = static_cast<T>(wl[l]);
+  }
+  return total;
+}
+
 // ---------------------------------------------------------------- softmax family
 
 template <class T>
-void softmax_reference(const SoftmaxArgs& a, const T* xr, T* out, i64 os) {
-  const i64 C = a.classes, xs = a.x.s1;
+void softmax_reference(const SoftmaxArgs& a, i64 o, i64 i) {
+  const i64 C = a.classes, xs = a.x.s1, os = a.out.s1;
+  const T* xr = at<T>(a.x, o, i);
+  T* out = at<T>(a.out, o, i);
   RefRow<T> rr = reference_row(xr, xs, C);
   if (a.kind == kLogsumexp) {
     *out = static_cast<T>(rr.m + rr.lse);
@@ -379,34 +110,25 @@ void softmax_reference(const SoftmaxArgs& a, const T* xr, T* out, i64 os) {
 }
 
 template <class T>
-void softmax_task(void* vctx, std::size_t task) {
-  auto& ctx = *static_cast<Job<SoftmaxArgs>*>(vctx);
-  const SoftmaxArgs& a = *ctx.a;
+double softmax_rows(const Job<SoftmaxArgs>& job, const Task<T, SoftmaxArgs>& t) {
+  const SoftmaxArgs& a = *job.a;
   using V = typename Lanes<T>::V;
   constexpr i64 W = Lanes<T>::width;
-  const i64 C = a.classes, I = a.inner, rows = a.outer * I;
-  const i64 per = rows_per_task(C), r0 = static_cast<i64>(task) * per, r1 = imin(rows, r0 + per);
-  const i64 cp = round_up(C, W) + W, n_chunks = (C + W * kChunkVecs - 1) / (W * kChunkVecs);
+  const i64 C = a.classes, I = a.inner;
   const bool store = a.kind == kSoftmax;
-  T* scratch = static_cast<T*>(thread_scratch(sizeof(T) * (3 * cp + n_chunks + 1)));
-  if (!scratch) {
-    ctx.status = 1;
-    return;
-  }
-  T *xbuf = scratch, *ebuf = scratch + cp, *obuf = scratch + 2 * cp, *chunk_m = scratch + 3 * cp;
-  for (i64 r = r0; r < r1; ++r) {
+  T *xbuf = t.scratch, *ebuf = t.scratch + t.cp, *obuf = t.scratch + 2 * t.cp, *chunk_m = t.scratch + 3 * t.cp;
+  for (i64 r = t.r0; r < t.r1; ++r) {
     const i64 o = r / I, i = r % I;
-    const T* xr = at<T>(a.x, o, i);
     T* outr = at<T>(a.out, o, i);
-    const T* x = contiguous(xr, a.x.s1, C, xbuf);
+    const T* x = contiguous(at<T>(a.x, o, i), a.x.s1, C, xbuf);
     RowStats<T> s = store ? row_stats<T, true, kNone>(x, C, nullptr, nullptr, T(0), T(0), ebuf, chunk_m)
                           : row_stats<T, false, kNone>(x, C, nullptr, nullptr, T(0), T(0), nullptr, nullptr);
     if (needs_reference(s)) {
-      softmax_reference<T>(a, xr, outr, a.out.s1);
+      softmax_reference<T>(a, o, i);
       continue;
     }
     const double max = static_cast<double>(s.m);
-    const double s1 = (s.k - 1.0) + s.rest, lse = vm::log1p_pos_f64(s1);
+    const double lse = vm::log1p_pos_f64((s.k - 1.0) + s.rest);
     if (a.kind == kLogsumexp) {
       *outr = static_cast<T>(max + lse);
       continue;
@@ -420,15 +142,69 @@ void softmax_task(void* vctx, std::size_t task) {
       for (; c + W <= C; c += W) storeu(out + c, (loadu<V>(x + c) - mv) - lv);
       for (; c < C; ++c) out[c] = (x[c] - mt) - lt;
     } else {
-      scale_row<T>(out, ebuf, chunk_m, C, max, 1.0 / (s.k + s.rest), 0.0, nullptr);
+      scale_row<T, false>(out, ebuf, chunk_m, C, max, 1.0 / (s.k + s.rest), 0.0, nullptr, nullptr, T(0), T(0));
     }
     if (out != outr) scatter(outr, a.out.s1, out, C);
   }
+  return 0.0;
+}
+
+template <class T>
+double softmax_lanes(const Job<SoftmaxArgs>& job, const Task<T, SoftmaxArgs>& t) {
+  const SoftmaxArgs& a = *job.a;
+  using V = typename Lanes<T>::V;
+  using I = typename Lanes<T>::I;
+  constexpr int W = Lanes<T>::width;
+  const i64 C = a.classes;
+  T *xt = t.scratch, *et = t.scratch + C * W;
+  Block<T> b;
+  bool ref[W];
+  for (i64 r = t.r0; r < t.r1; r += W) {
+    b.set(r, t.r1, a.inner);
+    gather_tile(a.x, b, C, xt);
+    const LaneStats<T> s = a.kind == kSoftmax
+                               ? lane_stats<T, true, kNone, false, false>(xt, nullptr, C, nullptr, T(0), T(0), I{}, et)
+                               : lane_stats<T, false, kNone, false, false>(xt, nullptr, C, nullptr, T(0), T(0), I{},
+                                                                          nullptr);
+    const bool any_ref = mark_reference(s, b, ref);
+    if (a.kind == kLogsumexp) {
+      const V lse = simd::to_lanes(widen(s.m) + s.lse, T(0));
+      for (int l = 0; l < b.n; ++l)
+        if (!ref[l]) *at<T>(a.out, b.o[l], b.i[l]) = simd::lane(lse, l);
+    } else if (a.kind == kLogSoftmax) {
+      // (x - max) - lse: both parts rounded once, and |result| >= either of them.
+      const V lv = simd::to_lanes(s.lse, T(0));
+      for (i64 c = 0; c < C; ++c) storeu(xt + c * W, (loadu<V>(xt + c * W) - s.m) - lv);
+      scatter_tile(a.out, b, C, xt, ref);
+    } else {
+      const V coef = simd::to_lanes(1.0 / (s.k + s.rest), T(0));
+      lane_outputs<T, false>(et, et, nullptr, C, nullptr, T(0), T(0), coef, splat<V>(0), splat<I>(-1), splat<V>(0));
+      scatter_tile(a.out, b, C, et, ref);
+    }
+    if (any_ref)
+      for (int l = 0; l < b.n; ++l)
+        if (ref[l]) softmax_reference<T>(a, b.o[l], b.i[l]);
+  }
+  return 0.0;
+}
+
+// A task: its rows through the lanes or the row kernel (each returns the task's loss sum).
+template <class T, class Args, double (*LANES)(const Job<Args>&, const Task<T, Args>&),
+          double (*ROWS)(const Job<Args>&, const Task<T, Args>&), int ROW_BUFFERS, int TILES>
+void task_of(void* vctx, std::size_t task) {
+  auto& job = *static_cast<Job<Args>*>(vctx);
+  const Task<T, Args> t(*job.a, task, ROW_BUFFERS, TILES);
+  if (!t.scratch) {
+    job.status = 1;
+    return;
+  }
+  const double total = t.lanes ? LANES(job, t) : ROWS(job, t);
+  if (job.a->task_sums) job.a->task_sums[task] = total;
 }
 
 template <class T>
 int softmax(const SoftmaxArgs& a) {
-  return run_rows(a, softmax_task<T>);
+  return run_rows(a, task_of<T, SoftmaxArgs, softmax_lanes<T>, softmax_rows<T>, 4, 2>);
 }
 
 // ---------------------------------------------------------------- sparse cross-entropy
@@ -454,12 +230,35 @@ inline Label label_of(const SparseArgs& a, i64 o, i64 i) {
   return l;
 }
 
+// With e = smoothing, W = sum_c w_c, A = a_y + (e / C) W (= sum_c w_c q_c), dy = x_y - max,
+// ey = e^dy:  l = a_y (lse - dy) + (e / C)(W lse - D): two non-negative parts.
+template <class T>
+Outcome sparse_outcome(const SparseArgs& a, const Label& lb, const RowStats<T>& s, double lse, double dy, double ey,
+                       double wsum) {
+  const T* cw = static_cast<const T*>(a.class_weights);
+  const double ec = a.smoothing / static_cast<double>(a.classes), scale = lb.sk * a.factor;
+  const double s1 = (s.k - 1.0) + s.rest, sum = s.k + s.rest, big_a = lb.a_y + ec * wsum;
+  Outcome out{0.0, scale * big_a / sum, scale * ec, -1, 0.0};
+  if (lb.a_y != 0.0) out.loss += lb.a_y * (lse - dy);   // -(1 - e) w_y log p_y
+  if (ec != 0.0) out.loss += ec * (wsum * lse - s.dot);  // -(e / C) sum_c w_c log p_c
+  if (lb.valid && scale != 0.0) {
+    const double wy = cw ? static_cast<double>(cw[lb.y]) : 1.0;
+    out.fix = lb.y;
+    if (dy == 0.0 && s.k == 1.0)  // p_y = 1 / sum: A p_y - a_y = (A - a_y - a_y s1) / sum, no cancellation
+      out.fix_value = scale * ((ec * wsum - lb.a_y * s1) / sum - ec * wy);
+    else
+      out.fix_value = scale * (ey / sum * big_a - ec * wy - lb.a_y);
+  }
+  return out;
+}
+
 // The reference's rules (xent.losses._categorical_core.sparse_core) for one row.
 template <class T>
-double sparse_reference(const SparseArgs& a, double wsum, const T* xr, const Label& lb, double scale, T* g) {
+double sparse_reference(const SparseArgs& a, double wsum, i64 o, i64 i, const Label& lb, bool grad) {
   const i64 C = a.classes, xs = a.x.s1;
+  const T* xr = at<T>(a.x, o, i);
   const T* cw = static_cast<const T*>(a.class_weights);
-  const double e = a.smoothing, ec = e / static_cast<double>(C);
+  const double e = a.smoothing, ec = e / static_cast<double>(C), scale = lb.sk * a.factor;
   RefRow<T> rr = reference_row(xr, xs, C);
   double per = 0.0;
   if (lb.a_y != 0.0) per = -lb.a_y * ((static_cast<double>(xr[lb.y * xs]) - rr.m) - rr.lse);
@@ -472,12 +271,14 @@ double sparse_reference(const SparseArgs& a, double wsum, const T* xr, const Lab
     }
     per -= ec * (sw - wsum * rr.lse);
   }
-  if (g) {
+  if (grad) {
+    T* g = at<T>(a.grad, o, i);
     const double q = (scale * lb.a_y + scale * ec * wsum) / (1.0 + rr.rest);
     for (i64 c = 0; c < C; ++c) {
       double ac = scale * ec * (cw ? static_cast<double>(cw[c]) : 1.0);
       if (lb.valid && c == lb.y) ac += scale * lb.a_y;
-      g[c * a.grad.s1] = static_cast<T>(ref_term(xr + c * xs, rr.m) * q - ac);
+      // Rows with scale 0 are 0 even where p is not finite (the reference's where(s != 0, g, 0)).
+      g[c * a.grad.s1] = scale == 0.0 ? T(0) : static_cast<T>(ref_term(xr + c * xs, rr.m) * q - ac);
     }
   }
   return per;
@@ -490,65 +291,46 @@ RowStats<T> sparse_stats(const T* x, i64 C, const T* cw, double e, T* ebuf, T* c
   return row_stats<T, STORE, kOnes>(x, C, nullptr, nullptr, T(0), T(0), ebuf, chunk_m);
 }
 
+template <class T, bool STORE>
+LaneStats<T> sparse_lane_stats(const T* xt, i64 C, const T* cw, double e, typename Lanes<T>::I yl, T* et) {
+  if (e == 0.0) return lane_stats<T, STORE, kNone, true, false>(xt, nullptr, C, nullptr, T(0), T(0), yl, et);
+  if (cw) return lane_stats<T, STORE, kClassW, true, false>(xt, nullptr, C, cw, T(0), T(0), yl, et);
+  return lane_stats<T, STORE, kOnes, true, false>(xt, nullptr, C, nullptr, T(0), T(0), yl, et);
+}
+
 template <class T>
-void sparse_task(void* vctx, std::size_t task) {
-  auto& ctx = *static_cast<Job<SparseArgs>*>(vctx);
-  const SparseArgs& a = *ctx.a;
-  constexpr i64 W = Lanes<T>::width;
-  const i64 C = a.classes, I = a.inner, rows = a.outer * I;
-  const i64 per = rows_per_task(C), r0 = static_cast<i64>(task) * per, r1 = imin(rows, r0 + per);
-  const i64 cp = round_up(C, W) + W, n_chunks = (C + W * kChunkVecs - 1) / (W * kChunkVecs);
-  const bool grad = a.grad.data != nullptr;
+double sparse_rows(const Job<SparseArgs>& job, const Task<T, SparseArgs>& t) {
+  const SparseArgs& a = *job.a;
+  const double wsum = job.wsum;
+  const i64 C = a.classes, I = a.inner;
   const T* cw = static_cast<const T*>(a.class_weights);
-  const double e = a.smoothing, ec = e / static_cast<double>(C), wsum = ctx.wsum;
-  T* scratch = static_cast<T*>(thread_scratch(sizeof(T) * (3 * cp + n_chunks + 1)));
-  if (!scratch) {
-    ctx.status = 1;
-    return;
-  }
-  T *xbuf = scratch, *ebuf = scratch + cp, *gbuf = scratch + 2 * cp, *chunk_m = scratch + 3 * cp;
+  T *xbuf = t.scratch, *ebuf = t.scratch + t.cp, *gbuf = t.scratch + 2 * t.cp, *chunk_m = t.scratch + 3 * t.cp;
   double total = 0.0;
-  for (i64 r = r0; r < r1; ++r) {
+  for (i64 r = t.r0; r < t.r1; ++r) {
     const i64 o = r / I, i = r % I;
     const Label lb = label_of<T>(a, o, i);
-    T* gr = grad ? at<T>(a.grad, o, i) : nullptr;
-    const double scale = lb.sk * a.factor;
+    T* gr = a.grad.data ? at<T>(a.grad, o, i) : nullptr;
+    const bool want_g = gr && lb.sk * a.factor != 0.0;
+    if (gr && !want_g) fill(gr, a.grad.s1, C, T(0));
     if (lb.sk == 0.0) {  // ignored or zero weight: loss 0 and gradient 0, whatever the logits
-      if (gr) fill(gr, a.grad.s1, C, T(0));
       if (a.loss.data) *at<T>(a.loss, o, i) = T(0);
       continue;
     }
-    const T* xr = at<T>(a.x, o, i);
-    const T* x = contiguous(xr, a.x.s1, C, xbuf);
-    const bool want_g = gr && scale != 0.0;
-    RowStats<T> s = want_g ? sparse_stats<T, true>(x, C, cw, e, ebuf, chunk_m)
-                           : sparse_stats<T, false>(x, C, cw, e, nullptr, nullptr);
+    const T* x = contiguous(at<T>(a.x, o, i), a.x.s1, C, xbuf);
+    RowStats<T> s = want_g ? sparse_stats<T, true>(x, C, cw, a.smoothing, ebuf, chunk_m)
+                           : sparse_stats<T, false>(x, C, cw, a.smoothing, nullptr, nullptr);
     double l;
     if (needs_reference(s)) {
-      l = sparse_reference<T>(a, wsum, xr, lb, scale, want_g ? gr : nullptr);
-      if (gr && !want_g) fill(gr, a.grad.s1, C, T(0));
+      l = sparse_reference<T>(a, wsum, o, i, lb, want_g);
     } else {
-      const double max = static_cast<double>(s.m);
-      const double s1 = (s.k - 1.0) + s.rest, lse = vm::log1p_pos_f64(s1), sum = s.k + s.rest;
-      const double dy = lb.valid ? static_cast<double>(x[lb.y]) - max : 0.0;
-      l = 0.0;
-      if (lb.a_y != 0.0) l += lb.a_y * (lse - dy);   // -(1 - e) w_y log p_y
-      if (e != 0.0) l += ec * (wsum * lse - s.dot);  // -(e / C) sum_c w_c log p_c, both parts >= 0
-      if (gr && !want_g) {
-        fill(gr, a.grad.s1, C, T(0));
-      } else if (want_g) {
-        const double big_a = lb.a_y + ec * wsum;  // sum_c w_c q_c
+      const double max = static_cast<double>(s.m), lse = vm::log1p_pos_f64((s.k - 1.0) + s.rest);
+      const double xy = lb.valid ? static_cast<double>(x[lb.y]) : max;
+      const Outcome out = sparse_outcome(a, lb, s, lse, xy - max, want_g ? vm::expm_f64(xy, max) : 0.0, wsum);
+      l = out.loss;
+      if (want_g) {
         T* g = a.grad.s1 == 1 ? gr : gbuf;
-        scale_row<T>(g, ebuf, chunk_m, C, max, scale * big_a / sum, scale * ec, cw);
-        if (lb.valid) {
-          const double wy = cw ? static_cast<double>(cw[lb.y]) : 1.0;
-          double gy;
-          if (dy == 0.0 && s.k == 1.0)  // p_y = 1 / sum: p_y big_a - a_y without cancellation
-            gy = scale * ((ec * wsum - lb.a_y * s1) / sum - ec * wy);
-          else
-            gy = scale * (vm::expm_f64(static_cast<double>(x[lb.y]), max) / sum * big_a - ec * wy - lb.a_y);
-          g[lb.y] = static_cast<T>(gy);
-        }
+        scale_row<T, false>(g, ebuf, chunk_m, C, max, out.coef, out.sub, nullptr, cw, T(0), T(0));
+        if (out.fix >= 0) g[out.fix] = static_cast<T>(out.fix_value);
         if (g != gr) scatter(gr, a.grad.s1, g, C);
       }
     }
@@ -556,7 +338,73 @@ void sparse_task(void* vctx, std::size_t task) {
     total += wl;
     if (a.loss.data) *at<T>(a.loss, o, i) = static_cast<T>(wl);
   }
-  a.task_sums[task] = total;
+  return total;
+}
+
+// sparse_outcome for W rows at once (wide lanes), the loss into wl and the gradient tile in et.
+template <class T>
+double sparse_lanes(const Job<SparseArgs>& job, const Task<T, SparseArgs>& t) {
+  const SparseArgs& a = *job.a;
+  const double wsum = job.wsum;
+  using I = typename Lanes<T>::I;
+  using Wd = typename Lanes<T>::Wide;
+  constexpr int W = Lanes<T>::width;
+  const i64 C = a.classes;
+  const T* cw = static_cast<const T*>(a.class_weights);
+  const bool grad = a.grad.data != nullptr;
+  const double ec = a.smoothing / static_cast<double>(C);
+  T *xt = t.scratch, *et = t.scratch + C * W;
+  Block<T> b;
+  Label lb[W];
+  bool ref[W];
+  double ay_a[W], sk_a[W], wy_a[W], valid_a[W], wl_a[W];
+  double total = 0.0;
+  for (i64 r = t.r0; r < t.r1; r += W) {
+    b.set(r, t.r1, a.inner);
+    I yl = splat<I>(-1);
+    for (int l = 0; l < W; ++l) {
+      lb[l] = label_of<T>(a, b.o[l], b.i[l]);
+      simd::set_lane(yl, l, lb[l].valid ? lb[l].y : -1);
+      ay_a[l] = lb[l].a_y;
+      sk_a[l] = l < b.n ? lb[l].sk : 0.0;
+      wy_a[l] = (lb[l].valid && cw) ? static_cast<double>(cw[lb[l].y]) : 1.0;
+      valid_a[l] = lb[l].valid ? 1.0 : 0.0;
+    }
+    gather_tile(a.x, b, C, xt);
+    const LaneStats<T> s = grad ? sparse_lane_stats<T, true>(xt, C, cw, a.smoothing, yl, et)
+                                : sparse_lane_stats<T, false>(xt, C, cw, a.smoothing, yl, nullptr);
+    mark_reference(s, b, ref);
+    // sparse_outcome on native double registers, half a block at a time (see simd.hpp: Wide).
+    using D = typename Lanes<double>::V;
+    constexpr int Hd = Lanes<double>::width;
+    Wd coef{}, sub{}, gy{};
+    for (int h = 0; h < Lanes<T>::halves; ++h) {
+      const D ay = loadu<D>(ay_a + h * Hd), sk = loadu<D>(sk_a + h * Hd), zero = splat<D>(0.0);
+      const D max = simd::half(widen(s.m), h), xy = simd::half(widen(s.xy), h), lse = simd::half(s.lse, h);
+      const D k = simd::half(s.k, h), rest = simd::half(s.rest, h);
+      const D dy = select(loadu<D>(valid_a + h * Hd) != 0.0, xy - max, zero);
+      D loss = select(ay != 0.0, ay * (lse - dy), zero);                   // -(1 - e) w_y log p_y
+      if (ec != 0.0) loss += ec * (wsum * lse - simd::half(s.dot, h));    // -(e / C) sum_c w_c log p_c
+      storeu(wl_a + h * Hd, select(sk != 0.0, sk * loss, zero));
+      if (!grad) continue;
+      const D scale = sk * a.factor, big_a = ay + ec * wsum, wy = loadu<D>(wy_a + h * Hd);
+      const D s1 = (k - 1.0) + rest, sum = k + rest;
+      // The label's entry: A p_y - a_y, from s1 when y is the row's unique max (no cancellation).
+      simd::set_half(gy, h, select((dy == 0.0) & (k == 1.0), scale * ((ec * wsum - ay * s1) / sum - ec * wy),
+                                   scale * (vm::expm_f64x<0>(xy, max) / sum * big_a - ec * wy - ay)));
+      simd::set_half(coef, h, scale * big_a / sum);
+      simd::set_half(sub, h, scale * ec);
+    }
+    if (grad) {
+      lane_outputs<T, false>(et, et, nullptr, C, cw, T(0), T(0), simd::to_lanes(coef, T(0)),
+                             simd::to_lanes(sub, T(0)), yl, simd::to_lanes(gy, T(0)));
+      scatter_tile(a.grad, b, C, et, ref);
+    }
+    total += block_losses(a, b, ref, sk_a, wl_a, [&](int l, bool want_g) {
+      return sparse_reference<T>(a, wsum, b.o[l], b.i[l], lb[l], want_g);
+    });
+  }
+  return total;
 }
 
 template <class T>
@@ -570,7 +418,8 @@ double class_weight_sum(const void* class_weights, i64 C) {
 
 template <class T>
 int sparse(const SparseArgs& a) {
-  return run_rows(a, sparse_task<T>, class_weight_sum<T>(a.class_weights, a.classes));
+  return run_rows(a, task_of<T, SparseArgs, sparse_lanes<T>, sparse_rows<T>, 4, 2>,
+                  class_weight_sum<T>(a.class_weights, a.classes));
 }
 
 template <class T>
@@ -599,27 +448,46 @@ int sparse_denominator(const SparseArgs& a) {
 
 // ---------------------------------------------------------------- categorical cross-entropy
 
+// l = A lse - D (both parts >= 0). The gradient entry at a row's unique max j, where
+// p_j = 1 / sum, is A p_j - a_j = ((A - a_j) - a_j s1) / sum: no cancellation.
+template <class T>
+Outcome categorical_outcome(const RowStats<T>& s, double lse, i64 argmax, double a_max, double scale) {
+  const double s1 = (s.k - 1.0) + s.rest, sum = s.k + s.rest;
+  Outcome out{s.a * lse - s.dot, scale * s.a / sum, scale, -1, 0.0};
+  if (argmax >= 0 && s.k == 1.0 && scale != 0.0) {
+    out.fix = argmax;
+    out.fix_value = scale * (((s.a - a_max) - a_max * s1) / sum);
+  }
+  return out;
+}
+
+template <class T>
+inline double target_weight(const CategoricalArgs& a, double t, i64 c) {
+  const T* cw = static_cast<const T*>(a.class_weights);
+  const double w = (1.0 - a.smoothing) * t + a.smoothing / static_cast<double>(a.classes);
+  return cw ? w * static_cast<double>(cw[c]) : w;
+}
+
 // The reference's rules (xent.losses._categorical_core.categorical_core) for one row.
 template <class T>
-double categorical_reference(const CategoricalArgs& a, const T* xr, const T* tr, double scale, T* g) {
+double categorical_reference(const CategoricalArgs& a, i64 o, i64 i, double scale, bool grad) {
   const i64 C = a.classes, xs = a.x.s1, ts = a.targets.s1;
-  const T* cw = static_cast<const T*>(a.class_weights);
-  const double e = a.smoothing, ec = e / static_cast<double>(C);
+  const T* xr = at<T>(a.x, o, i);
+  const T* tr = at<T>(a.targets, o, i);
   RefRow<T> rr = reference_row(xr, xs, C);
   double per = 0.0, big_a = 0.0;
   for (i64 c = 0; c < C; ++c) {
-    double ac = (1.0 - e) * static_cast<double>(tr[c * ts]) + ec;
-    if (cw) ac *= static_cast<double>(cw[c]);
+    const double ac = target_weight<T>(a, static_cast<double>(tr[c * ts]), c);
     big_a += ac;
     const double logp = (static_cast<double>(xr[c * xs]) - rr.m) - rr.lse;
     per -= ac == 0.0 ? 0.0 : ac * logp;
   }
-  if (g) {
+  if (grad) {
+    T* g = at<T>(a.grad, o, i);
     const double q = big_a / (1.0 + rr.rest);
     for (i64 c = 0; c < C; ++c) {
-      double ac = (1.0 - e) * static_cast<double>(tr[c * ts]) + ec;
-      if (cw) ac *= static_cast<double>(cw[c]);
-      g[c * a.grad.s1] = static_cast<T>(scale * (ref_term(xr + c * xs, rr.m) * q - ac));
+      const double ac = target_weight<T>(a, static_cast<double>(tr[c * ts]), c);
+      g[c * a.grad.s1] = scale == 0.0 ? T(0) : static_cast<T>(scale * (ref_term(xr + c * xs, rr.m) * q - ac));
     }
   }
   return per;
@@ -632,67 +500,47 @@ RowStats<T> categorical_stats(const T* x, i64 C, const T* t, const T* cw, T keep
 }
 
 template <class T>
-void categorical_task(void* vctx, std::size_t task) {
-  auto& ctx = *static_cast<Job<CategoricalArgs>*>(vctx);
-  const CategoricalArgs& a = *ctx.a;
-  constexpr i64 W = Lanes<T>::width;
-  constexpr i64 L = W * kChunkVecs;
-  const i64 C = a.classes, I = a.inner, rows = a.outer * I;
-  const i64 per = rows_per_task(C), r0 = static_cast<i64>(task) * per, r1 = imin(rows, r0 + per);
-  const i64 cp = round_up(C, W) + W, n_chunks = (C + L - 1) / L;
-  const bool grad = a.grad.data != nullptr;
+double categorical_rows(const Job<CategoricalArgs>& job, const Task<T, CategoricalArgs>& t) {
+  const CategoricalArgs& a = *job.a;
+  constexpr i64 L = Lanes<T>::width * kChunkVecs;
+  const i64 C = a.classes, I = a.inner;
   const T* cw = static_cast<const T*>(a.class_weights);
   const double e = a.smoothing, ec = e / static_cast<double>(C);
   const T keep_t = static_cast<T>(1.0 - e), ect = static_cast<T>(ec);
-  T* scratch = static_cast<T*>(thread_scratch(sizeof(T) * (4 * cp + n_chunks + 1)));
-  if (!scratch) {
-    ctx.status = 1;
-    return;
-  }
-  T *xbuf = scratch, *tbuf = scratch + cp, *ebuf = scratch + 2 * cp, *gbuf = scratch + 3 * cp;
-  T* chunk_m = scratch + 4 * cp;
+  T *xbuf = t.scratch, *tbuf = t.scratch + t.cp, *ebuf = t.scratch + 2 * t.cp, *gbuf = t.scratch + 3 * t.cp;
+  T* chunk_m = t.scratch + 4 * t.cp;
   double total = 0.0;
-  for (i64 r = r0; r < r1; ++r) {
+  for (i64 r = t.r0; r < t.r1; ++r) {
     const i64 o = r / I, i = r % I;
     const double sk = a.weights.data ? *at<double>(a.weights, o, i) : 1.0;
-    T* gr = grad ? at<T>(a.grad, o, i) : nullptr;
+    T* gr = a.grad.data ? at<T>(a.grad, o, i) : nullptr;
     const double scale = sk * a.factor;
+    const bool want_g = gr && scale != 0.0;
+    if (gr && !want_g) fill(gr, a.grad.s1, C, T(0));
     if (sk == 0.0) {
-      if (gr) fill(gr, a.grad.s1, C, T(0));
       if (a.loss.data) *at<T>(a.loss, o, i) = T(0);
       continue;
     }
-    const T* xr = at<T>(a.x, o, i);
-    const T* trow = at<T>(a.targets, o, i);
-    const T* x = contiguous(xr, a.x.s1, C, xbuf);
-    const T* t = contiguous(trow, a.targets.s1, C, tbuf);
-    const bool want_g = gr && scale != 0.0;
-    RowStats<T> s = want_g ? categorical_stats<T, true>(x, C, t, cw, keep_t, ect, ebuf, chunk_m)
-                           : categorical_stats<T, false>(x, C, t, cw, keep_t, ect, nullptr, nullptr);
+    const T* x = contiguous(at<T>(a.x, o, i), a.x.s1, C, xbuf);
+    const T* tr = contiguous(at<T>(a.targets, o, i), a.targets.s1, C, tbuf);
+    RowStats<T> s = want_g ? categorical_stats<T, true>(x, C, tr, cw, keep_t, ect, ebuf, chunk_m)
+                           : categorical_stats<T, false>(x, C, tr, cw, keep_t, ect, nullptr, nullptr);
     double l;
     if (needs_reference(s)) {
-      l = categorical_reference<T>(a, xr, trow, scale, want_g ? gr : nullptr);
-      if (gr && !want_g) fill(gr, a.grad.s1, C, T(0));
+      l = categorical_reference<T>(a, o, i, scale, want_g);
     } else {
-      const double max = static_cast<double>(s.m);
-      const double s1 = (s.k - 1.0) + s.rest, lse = vm::log1p_pos_f64(s1), sum = s.k + s.rest;
-      l = s.a * lse - s.dot;  // sum_c a_c (lse - (x_c - max)): both parts >= 0
-      if (gr && !want_g) {
-        fill(gr, a.grad.s1, C, T(0));
-      } else if (want_g) {
+      const double max = static_cast<double>(s.m), lse = vm::log1p_pos_f64((s.k - 1.0) + s.rest);
+      i64 j = -1;
+      if (want_g && s.k == 1.0) {  // the row's unique max: in the chunk where the max was reached
+        for (i64 c = s.max_chunk * L, end = imin(C, c + L); c < end && j < 0; ++c)
+          if (x[c] == s.m) j = c;
+      }
+      const Outcome out = categorical_outcome(s, lse, j, j >= 0 ? target_weight<T>(a, tr[j], j) : 0.0, scale);
+      l = out.loss;
+      if (want_g) {
         T* g = a.grad.s1 == 1 ? gr : gbuf;
-        scale_row_targets<T>(g, ebuf, chunk_m, C, max, scale * s.a / sum, scale, t, cw, keep_t, ect);
-        if (s.k == 1.0) {
-          // The one entry at the max: p = 1 / sum, so A p - a = ((A - a) - a s1) / sum.
-          i64 j = s.max_chunk * L;
-          const i64 end = imin(C, j + L);
-          while (j < end && !(x[j] == s.m)) ++j;
-          if (j < end) {
-            double aj = (1.0 - e) * static_cast<double>(t[j]) + ec;
-            if (cw) aj *= static_cast<double>(cw[j]);
-            g[j] = static_cast<T>(scale * (((s.a - aj) - aj * s1) / sum));
-          }
-        }
+        scale_row<T, true>(g, ebuf, chunk_m, C, max, out.coef, out.sub, tr, cw, keep_t, ect);
+        if (out.fix >= 0) g[out.fix] = static_cast<T>(out.fix_value);
         if (g != gr) scatter(gr, a.grad.s1, g, C);
       }
     }
@@ -700,12 +548,74 @@ void categorical_task(void* vctx, std::size_t task) {
     total += wl;
     if (a.loss.data) *at<T>(a.loss, o, i) = static_cast<T>(wl);
   }
-  a.task_sums[task] = total;
+  return total;
+}
+
+template <class T>
+double categorical_lanes(const Job<CategoricalArgs>& job, const Task<T, CategoricalArgs>& t) {
+  const CategoricalArgs& a = *job.a;
+  using I = typename Lanes<T>::I;
+  using Wd = typename Lanes<T>::Wide;
+  constexpr int W = Lanes<T>::width;
+  const i64 C = a.classes;
+  const T* cw = static_cast<const T*>(a.class_weights);
+  const bool grad = a.grad.data != nullptr;
+  const double e = a.smoothing, ec = e / static_cast<double>(C);
+  const T keep_t = static_cast<T>(1.0 - e), ect = static_cast<T>(ec);
+  T *xt = t.scratch, *tt = t.scratch + C * W, *et = t.scratch + 2 * C * W;
+  Block<T> b;
+  bool ref[W];
+  double sk_a[W], a_max[W], wl_a[W];
+  double total = 0.0;
+  for (i64 r = t.r0; r < t.r1; r += W) {
+    b.set(r, t.r1, a.inner);
+    for (int l = 0; l < W; ++l) sk_a[l] = l < b.n ? (a.weights.data ? *at<double>(a.weights, b.o[l], b.i[l]) : 1.0) : 0.0;
+    gather_tile(a.x, b, C, xt);
+    gather_tile(a.targets, b, C, tt);
+    LaneStats<T> s;
+    if (cw) s = grad ? lane_stats<T, true, kTargetsW, false, true>(xt, tt, C, cw, keep_t, ect, I{}, et)
+                     : lane_stats<T, false, kTargetsW, false, false>(xt, tt, C, cw, keep_t, ect, I{}, nullptr);
+    else s = grad ? lane_stats<T, true, kTargets, false, true>(xt, tt, C, nullptr, keep_t, ect, I{}, et)
+                  : lane_stats<T, false, kTargets, false, false>(xt, tt, C, nullptr, keep_t, ect, I{}, nullptr);
+    mark_reference(s, b, ref);
+    using D = typename Lanes<double>::V;
+    constexpr int Hd = Lanes<double>::width;
+    I fix = splat<I>(-1);
+    if (grad) {
+      for (int l = 0; l < W; ++l) {
+        const i64 j = simd::lane(s.k, l) == 1.0 ? simd::lane_i(s.argmax, l) : -1;
+        simd::set_lane(fix, l, j);
+        a_max[l] = j >= 0 ? target_weight<T>(a, static_cast<double>(tt[j * W + l]), j) : 0.0;
+      }
+    }
+    Wd coef{}, sub{}, fix_value{};
+    for (int h = 0; h < Lanes<T>::halves; ++h) {
+      const D sk = loadu<D>(sk_a + h * Hd), zero = splat<D>(0.0), big_a = simd::half(s.a, h);
+      // sum_c a_c (lse - (x_c - max)): both parts >= 0
+      storeu(wl_a + h * Hd, select(sk != 0.0, sk * (big_a * simd::half(s.lse, h) - simd::half(s.dot, h)), zero));
+      if (!grad) continue;
+      const D scale = sk * a.factor, am = loadu<D>(a_max + h * Hd);
+      const D k = simd::half(s.k, h), rest = simd::half(s.rest, h), s1 = (k - 1.0) + rest, sum = k + rest;
+      simd::set_half(coef, h, scale * big_a / sum);
+      simd::set_half(sub, h, scale);
+      // The entry at a row's unique max j: A p_j - a_j = ((A - a_j) - a_j s1) / sum (no cancellation).
+      simd::set_half(fix_value, h, scale * (((big_a - am) - am * s1) / sum));
+    }
+    if (grad) {
+      lane_outputs<T, true>(et, et, tt, C, cw, keep_t, ect, simd::to_lanes(coef, T(0)), simd::to_lanes(sub, T(0)),
+                            fix, simd::to_lanes(fix_value, T(0)));
+      scatter_tile(a.grad, b, C, et, ref);
+    }
+    total += block_losses(a, b, ref, sk_a, wl_a, [&](int l, bool want_g) {
+      return categorical_reference<T>(a, b.o[l], b.i[l], sk_a[l] * a.factor, want_g);
+    });
+  }
+  return total;
 }
 
 template <class T>
 int categorical(const CategoricalArgs& a) {
-  return run_rows(a, categorical_task<T>);
+  return run_rows(a, task_of<T, CategoricalArgs, categorical_lanes<T>, categorical_rows<T>, 5, 3>);
 }
 
 template <class T>
@@ -790,10 +700,18 @@ void binary_task(void* vctx, std::size_t task) {
         const T* p = static_cast<const T*>(v.data) + r * v.s0;
         return v.s1 == 0 ? splat<V>(p[0]) : loadu<V>(p + col);
       };
+      using D = typename Lanes<double>::V;
       for (; c + W <= c1; c += W) {
-        Wd l, g;
-        binary_lanes<Wd>(widen(load(a.z, c, T(0))), widen(load(a.y, c, T(0))), widen(load(a.weights, c, T(1))),
-                         widen(load(a.pos_weight, c, T(1))), keep, half_e, l, g);
+        const Wd z = widen(load(a.z, c, T(0))), y = widen(load(a.y, c, T(0)));
+        const Wd sw = widen(load(a.weights, c, T(1))), pw = widen(load(a.pos_weight, c, T(1)));
+        Wd l{}, g{};
+        for (int h = 0; h < Lanes<T>::halves; ++h) {  // native double registers (see simd.hpp: Wide)
+          D lh, gh;
+          binary_lanes<D>(simd::half(z, h), simd::half(y, h), simd::half(sw, h), simd::half(pw, h), keep, half_e, lh,
+                          gh);
+          simd::set_half(l, h, lh);
+          simd::set_half(g, h, gh);
+        }
         total += l;
         if (want_loss) storeu(static_cast<T*>(a.loss.data) + r * a.loss.s0 + c, simd::to_lanes(l, T(0)));
         if (grad) storeu(static_cast<T*>(a.grad.data) + r * a.grad.s0 + c, simd::to_lanes(g * a.factor, T(0)));

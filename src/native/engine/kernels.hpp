@@ -41,6 +41,7 @@ struct SoftmaxArgs {
   OutView out;  // (O, C, I); for logsumexp an (O, I) view (s1 unused)
   int kind;
   int threads;
+  double* task_sums = nullptr;  // unused: the outputs are the result
 };
 
 // Sparse categorical cross-entropy from logits. With smoothing e, class weights w
