@@ -310,3 +310,50 @@ def test_bad_calls_raise_instead_of_reading_out_of_bounds(rng):
     # Labels outside [0, C) (unvalidated callers) have no label term, as the reference's all-zero one-hot row.
     big = np.full((4, 1), 99, np.int64)
     assert nat.engine.sparse(x, big, None, None, None, 0.0, 1.0, None, None, 1) == 0.0
+
+
+def _sparse_sum(seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3000, 100)).astype(np.float32)
+    y = rng.integers(0, 100, 3000)
+    loss, g = engine.sparse_categorical_cross_entropy(x, y, axis=1, reduction="sum", return_grad=True)
+    return float(loss) + float(np.abs(g).sum())
+
+
+def test_concurrent_callers_and_a_forked_child(monkeypatch):
+    """Python threads calling at once queue on the pool and get their own results; a forked child
+    (multiprocessing, Dask's forkserver) starts a pool of its own instead of waiting on the parent's."""
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setitem(_threads._state, "n", 2)
+    want = [_sparse_sum(s) for s in range(6)]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(_sparse_sum, range(6)))
+    assert got == want
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_sparse_sum, (3,)) == want[3]
+
+
+def test_without_the_extension_numpy_kernels_run_and_say_so_once():
+    """A build without xent._native: the NumPy kernels take over, with one RuntimeWarning naming the rebuild."""
+    code = """
+import sys, warnings
+sys.modules["xent._native"] = None  # as if the extension were missing
+import numpy as np, xent
+from xent import engine
+rng = np.random.default_rng(0)
+x = rng.normal(size=(200, 300)); y = rng.integers(0, 300, 200)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    a = xent.sparse_categorical_cross_entropy(y, x, from_logits=True, return_grad=True)
+    b = xent.log_softmax(x)
+with engine.use_engine("reference"):
+    ra = xent.sparse_categorical_cross_entropy(y, x, from_logits=True, return_grad=True)
+assert abs(a[0] - ra[0]) <= 1e-12 * abs(ra[0]) and np.allclose(a[1], ra[1], rtol=1e-12, atol=1e-15)
+msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+assert len(msgs) == 1 and "pip install" in msgs[0], msgs
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

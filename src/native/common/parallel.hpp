@@ -3,7 +3,9 @@
 // Tasks are handed out one at a time from a shared atomic counter, and the calling
 // thread works too: a core slowed down by another process simply takes fewer tasks,
 // so the kernels degrade gracefully under contention (no static partition, no
-// spinning barrier). Workers sleep on a condition variable between calls.
+// spinning barrier). The caller waits for the tasks to finish, never for a helper to
+// wake up: on a busy machine it may do every task itself. Workers sleep on a
+// condition variable between calls.
 //
 // Determinism: a kernel that sums writes one partial result per *task* (not per
 // thread) and adds them in task order afterwards, so its result does not depend

@@ -149,8 +149,11 @@ RowStats<T> row_stats(const T* x, i64 C, const T* t, const T* w, T keep_t, T ec,
     flush(r, kk, dd, ss);
   }
   if (j < C) {  // the last, partial chunk: whole vectors, then one padded vector
-    T cm = x[j];
-    for (i64 c = j + 1; c < C; ++c) cm = x[c] > cm ? x[c] : cm;
+    V cmv = splat<V>(lowest<T>());
+    i64 c = j;
+    for (; c + W <= C; c += W) cmv = simd::vmax(cmv, loadu<V>(x + c));
+    T cm = hmax(cmv);
+    for (; c < C; ++c) cm = x[c] > cm ? x[c] : cm;
     raise_max(cm, chunk);
     started = true;
     if (STORE) chunk_m[chunk] = m;
@@ -201,6 +204,7 @@ void scale_row(T* out, const T* e, const T* chunk_m, i64 C, double max, double c
   constexpr i64 W = Lanes<T>::width;
   constexpr i64 L = W * kChunkVecs;
   const T subt = static_cast<T>(sub), unscale = static_cast<T>(pow2<T>(-kBias<T>));
+  const bool weighted = TARGETS || w;
   auto weight_v = [&](i64 c) {
     V a = TARGETS ? loadu<V>(t + c) * keep_t + ec : splat<V>(1);
     return w ? a * loadu<V>(w + c) : a;
@@ -212,14 +216,17 @@ void scale_row(T* out, const T* e, const T* chunk_m, i64 C, double max, double c
   for (i64 j = 0, k = 0; j < C; j += L, ++k) {
     const T f = static_cast<T>(coef * vm::exp_f64(static_cast<double>(chunk_m[k]) - max));
     const V fv = splat<V>(f), sv = splat<V>(subt), uv = splat<V>(unscale);
-    i64 end = imin(C, j + L), c = j;
-    if (TARGETS || w) {
-      for (; c + W <= end; c += W) storeu(out + c, (loadu<V>(e + c) * uv) * fv - weight_v(c) * sv);
-      for (; c < end; ++c) out[c] = (e[c] * unscale) * f - weight(c) * subt;
-    } else {
-      for (; c + W <= end; c += W) storeu(out + c, (loadu<V>(e + c) * uv) * fv - sv);
-      for (; c < end; ++c) out[c] = (e[c] * unscale) * f - subt;
-    }
+    auto one = [&](i64 c) { out[c] = (e[c] * unscale) * f - (weighted ? weight(c) : T(1)) * subt; };
+    auto vec = [&](i64 c) {
+      const V g = (loadu<V>(e + c) * uv) * fv;
+      return weighted ? g - weight_v(c) * sv : g - sv;
+    };
+    // Plain stores: measured, non-temporal ones lost (a fresh output's pages are zeroed into
+    // the cache when first touched, and streaming then writes those lines out twice).
+    const i64 end = imin(C, j + L);
+    i64 c = j;
+    for (; c + W <= end; c += W) storeu(out + c, vec(c));
+    for (; c < end; ++c) one(c);
   }
 }
 
