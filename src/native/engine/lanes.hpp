@@ -23,10 +23,14 @@ namespace {
 // vectors and one horizontal reduction, log and exp of its own).
 constexpr i64 kLanesBelow = 64;
 
+// Tiles are (C, W): above this many classes a strided class axis goes row by row instead
+// (a tile of 32768 float classes is 2 MiB, and a call holds up to three per thread).
+constexpr i64 kLanesMaxTileClasses = i64{1} << 15;
+
 // The kernel a call takes: lanes for few classes, and for a class axis other than the
 // contiguous one when neighbouring rows are adjacent (unit inner stride).
 inline bool use_lanes(i64 classes, const View& x, i64 inner) {
-  return classes < kLanesBelow || (x.s1 != 1 && inner > 1 && x.s2 == 1);
+  return classes < kLanesBelow || (x.s1 != 1 && inner > 1 && x.s2 == 1 && classes <= kLanesMaxTileClasses);
 }
 
 // W rows (o, i); rows past the end repeat the last one (read, never written).
