@@ -136,7 +136,8 @@ def sparse(
     rows = np.flatnonzero(valid & keep)
     onehot[rows, y1[rows]] = 1.0
     a = w * ((1 - e) * onehot + e / c)
-    s = np.ones(n) if weights is None else np.broadcast_to(np.asarray(weights, np.float64), np.asarray(y).shape).reshape(-1)
+    shape = np.asarray(y).shape
+    s = np.ones(n) if weights is None else np.broadcast_to(np.asarray(weights, np.float64), shape).reshape(-1)
     sk = np.where(keep, s, 0.0)
     norm = np.where(valid, w[np.where(valid, y1, 0)], 0.0) if class_weights is not None else np.ones(n)
     return _finish(x, axis, a, sk, norm, reduction, np.asarray(y).shape, np.broadcast_to(w * e / c, a.shape),

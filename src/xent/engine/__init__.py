@@ -116,7 +116,7 @@ def _softmax_family(x: Any, axis: int, kind: str, out: Array | None) -> Array | 
     nat = _kernels()
     if nat is not None:
         return _compiled.softmax_family(nat, x, axis, kind, out)
-    from xent.engine._softmax import softmax_family  # the fallback: imported only without the extension
+    from xent.engine._softmax import softmax_family  # start-up time: loaded only without the extension
 
     res = _declined(softmax_family(x, axis, kind))
     if res is not None and out is not None:
@@ -178,7 +178,7 @@ def sparse_categorical_cross_entropy(
     nat = _kernels()
     if nat is not None:
         return _compiled.sparse_ce(nat, logits, labels, grad_out=grad_out, **opts)
-    from xent.engine._crossentropy import sparse_ce  # the fallback: imported only without the extension
+    from xent.engine._crossentropy import sparse_ce  # start-up time: loaded only without the extension
 
     return _with_grad_out(_declined(sparse_ce(logits, np.asarray(labels), **opts)), grad_out)
 
@@ -208,7 +208,7 @@ def categorical_cross_entropy(
     nat = _kernels()
     if nat is not None:
         return _compiled.categorical_ce(nat, logits, targets, grad_out=grad_out, **opts)
-    from xent.engine._crossentropy import categorical_ce  # the fallback: imported only without the extension
+    from xent.engine._crossentropy import categorical_ce  # start-up time: loaded only without the extension
 
     return _with_grad_out(_declined(categorical_ce(logits, np.asarray(targets), **opts)), grad_out)
 
@@ -237,6 +237,6 @@ def binary_cross_entropy(
     nat = _kernels()
     if nat is not None:
         return _compiled.binary_ce(nat, y_true, logits, grad_out=grad_out, **opts)
-    from xent.engine._binary import binary_ce  # the fallback: imported only without the extension
+    from xent.engine._binary import binary_ce  # start-up time: loaded only without the extension
 
     return _with_grad_out(_declined(binary_ce(np.asarray(y_true), logits, **opts)), grad_out)

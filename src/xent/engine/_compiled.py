@@ -47,7 +47,9 @@ def _per_example(a: Any, dims: tuple[int, int, int], dtype: Any) -> np.ndarray:
     return v if v is not None else np.ascontiguousarray(a).reshape(shape)
 
 
-def _output(like: np.ndarray, dims: tuple[int, ...], out: np.ndarray | None, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _output(
+    like: np.ndarray, dims: tuple[int, ...], out: np.ndarray | None, name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """An output shaped and laid out like ``like`` (or the caller's ``out``), and its view of shape ``dims``."""
     if out is not None:
         if not isinstance(out, np.ndarray) or out.shape != like.shape or out.dtype != like.dtype:
