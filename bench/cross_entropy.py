@@ -5,8 +5,8 @@ Run (wrap every benchmark in the shared lock so two never run at once)::
     flock /tmp/xent-bench.lock python bench/cross_entropy.py            # full table
     flock /tmp/xent-bench.lock python bench/cross_entropy.py --quick    # smaller shapes
 
-Prints one markdown table. Every time is the best of ``--repeat`` runs after a
-warm-up, all in this process. Columns:
+Prints two markdown tables. The first: every time is the best of ``--repeat`` runs
+after a warm-up, all in this process. Columns:
 
 - ``ms``: best-of-N wall time;
 - ``vs fastest peer``: the fastest of PyTorch / JAX / NumPy on the same task
@@ -17,6 +17,12 @@ warm-up, all in this process. Columns:
 - ``peak extra``: tracemalloc peak of the xent call beyond its outputs (NumPy
   allocations only), as a multiple of the gradient output's size.
 
+The second table is the first call in a fresh process: for each implementation,
+``--fresh`` new Python processes each build the data and import the library (not
+timed), then time the first call (kernels loaded or compiled, threads started,
+scratch allocated) and then the steady state (best of ``--repeat`` further calls);
+it reports the best first call, the best steady call and their ratio.
+
 Threads: xent uses ``--threads`` (default: all CPUs; also ``XENT_NUM_THREADS``),
 PyTorch ``torch.set_num_threads(--threads)``; XLA uses what it uses.
 """
@@ -25,7 +31,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -174,12 +183,73 @@ def workloads(quick: bool) -> list[tuple[str, str, tuple[int, ...], Any]]:
     ]
 
 
+# ---------------------------------------------------------------- the first call in a fresh process
+
+
+def make_call(impl: str, n: int, c: int, threads: int) -> Callable[[], Any]:
+    """Data and the call of one implementation (sparse CE, forward + gradient); nothing timed here."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c), dtype=np.float32)
+    y = rng.integers(0, c, n)
+    if impl == "xent":
+        import xent
+
+        xent.set_num_threads(threads)
+        return lambda: xent.sparse_categorical_cross_entropy(y, x, from_logits=True, return_grad=True)
+    if impl == "NumPy (obvious)":
+        return lambda: numpy_sparse(x, y, True)
+    if impl == "PyTorch":
+        return torch_fns(threads)["sparse"](x, y, True)
+    return jax_fns()["sparse"](x, y, True)
+
+
+def child(impl: str, n: int, c: int, threads: int, repeat: int) -> None:
+    """Runs in a fresh process: print the first call's time and the steady state's, as JSON."""
+    call = make_call(impl, n, c, threads)
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    steady = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        call()
+        steady.append(time.perf_counter() - t0)
+    print(json.dumps({"first": first, "steady": min(steady)}))
+
+
+def first_call_table(args: argparse.Namespace, impls: list[str]) -> None:
+    shapes = [(1024, 32000), (250_000, 10)] if args.quick else [(4096, 32000), (1_000_000, 10)]
+    print()
+    print(f"First call in a fresh process (best of {args.fresh} processes; steady: best of {args.repeat} "
+          "further calls in the same process), sparse CE fwd+grad float32:")
+    print()
+    print("| workload | implementation | first call ms | steady ms | first / steady |")
+    print("|---|---|---:|---:|---:|")
+    for n, c in shapes:
+        for impl in impls:
+            firsts, steadies = [], []
+            for _ in range(args.fresh):
+                cmd = [sys.executable, __file__, "--child", impl, str(n), str(c), str(args.threads), str(args.repeat)]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                r = json.loads(out)
+                firsts.append(r["first"])
+                steadies.append(r["steady"])
+            first, steady = min(firsts), min(steadies)
+            print(f"| {n:,} x {c:,} | {impl} | {first * 1e3:.1f} | {steady * 1e3:.1f} | {first / steady:.2f} |",
+                  flush=True)
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        impl, n, c, threads, repeat = sys.argv[2], *(int(v) for v in sys.argv[3:7])
+        child(impl, n, c, threads, repeat)
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--quick", action="store_true", help="4x smaller shapes")
     parser.add_argument("--no-peers", action="store_true", help="skip PyTorch and JAX")
+    parser.add_argument("--fresh", type=int, default=5, help="fresh processes per first-call row (0: no such table)")
     args = parser.parse_args()
 
     import xent
@@ -191,7 +261,11 @@ def main() -> None:
         peers["JAX/optax jit"] = jax_fns()
 
     rng = np.random.default_rng(0)
-    print(f"threads={args.threads}, best of {args.repeat} after a warm-up, cpus={os.cpu_count()}")
+    from xent._lib.native import native
+
+    nat = native()
+    engine = f"native kernels, {nat.isa()}" if nat is not None else "NumPy kernels (no native extension)"
+    print(f"threads={args.threads}, best of {args.repeat} after a warm-up, cpus={os.cpu_count()}, xent engine: {engine}")
     print()
     print("| workload | pass | implementation | ms | vs fastest peer | x floor | peak extra |")
     print("|---|---|---|---:|---:|---:|---:|")
@@ -248,6 +322,9 @@ def main() -> None:
                 )
         del x, y
         gc.collect()
+    if args.fresh > 0:
+        impls = ["xent", "NumPy (obvious)"] + ([] if args.no_peers else ["PyTorch", "JAX/optax jit"])
+        first_call_table(args, impls)
 
 
 if __name__ == "__main__":

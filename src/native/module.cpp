@@ -60,7 +60,19 @@ void apply(const std::string& fn, const std::string& isa, Vec<const T> x, Vec<T>
                             : t.log_f64((const double*)x.data(), (double*)out.data(), n);
   else if (fn == "log1p") f32 ? t.log1p_f32((const float*)x.data(), (float*)out.data(), n)
                               : t.log1p_f64((const double*)x.data(), (double*)out.data(), n);
-  else throw std::invalid_argument("`fn` must be 'exp', 'log' or 'log1p', got '" + fn + "'");
+  else if (fn == "log1p_pos" && !f32) t.log1p_pos_f64((const double*)x.data(), (double*)out.data(), n);
+  else throw std::invalid_argument("`fn` must be 'exp', 'log', 'log1p' or (float64) 'log1p_pos', got '" + fn + "'");
+}
+
+template <class T>
+void apply_expm(const std::string& isa, Vec<const T> x, Vec<const T> m, Vec<T> out) {
+  if (x.shape(0) != out.shape(0) || m.shape(0) != out.shape(0))
+    throw std::invalid_argument("`m` and `out` must have the length of `x`");
+  const xent::vecmath::Table& t = xent::vecmath::table_for(isa_from_name(isa));
+  auto n = x.shape(0);
+  nb::gil_scoped_release release;
+  if constexpr (sizeof(T) == 4) t.expm_f32((const float*)x.data(), (const float*)m.data(), (float*)out.data(), n);
+  else t.expm_f64((const double*)x.data(), (const double*)m.data(), (double*)out.data(), n);
 }
 
 }  // namespace
@@ -80,6 +92,9 @@ NB_MODULE(_native, m) {
   m.def("vecmath", &apply<float>, nb::arg("fn"), nb::arg("isa"), nb::arg("x"), nb::arg("out"),
         "out = fn(x) with the kernels' vector math (fn: 'exp', 'log', 'log1p'), for the error-bound tests.");
   m.def("vecmath", &apply<double>, nb::arg("fn"), nb::arg("isa"), nb::arg("x"), nb::arg("out"));
+  m.def("vecmath_expm", &apply_expm<float>, nb::arg("isa"), nb::arg("x"), nb::arg("m"), nb::arg("out"),
+        "out = e^(x - m) with the kernels' vector math, for the error-bound tests.");
+  m.def("vecmath_expm", &apply_expm<double>, nb::arg("isa"), nb::arg("x"), nb::arg("m"), nb::arg("out"));
   xent::register_engine(m);
   xent::register_metrics(m);
 }

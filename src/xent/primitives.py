@@ -12,27 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from xent import engine
 from xent._lib.namespace import (
     as_float_array,
     compute_dtype,
     device_of,
     get_namespace,
-    is_numpy_namespace,
     scalar,
     to_result,
 )
 from xent._lib.validation import normalize_axis
 
 __all__ = ["log_sigmoid", "log_softmax", "logsumexp", "sigmoid", "softmax"]
-
-
-def _engine(op: str, x: Any, axis: int, xp: Any) -> Any:
-    """Hand large NumPy inputs to the fast engine; NotImplemented means 'use the reference'."""
-    if not is_numpy_namespace(xp):
-        return NotImplemented
-    from xent import engine
-
-    return engine.dispatch(op, x, axis=axis)
 
 
 def _softmax_parts(x: Any, axis: int, xp: Any) -> tuple[Any, Any, Any, Any]:
@@ -121,6 +112,7 @@ def _xlogy(x: Any, y: Any, xp: Any) -> Any:
 
 
 _REFERENCE = {"logsumexp": _logsumexp, "log_softmax": _log_softmax, "softmax": _softmax}
+_ENGINE = {"logsumexp": engine.logsumexp, "log_softmax": engine.log_softmax, "softmax": engine.softmax}
 
 
 def _along_axis(op: str, x: Any, axis: Any) -> tuple[Any, Any]:
@@ -146,8 +138,8 @@ def _along_axis(op: str, x: Any, axis: Any) -> tuple[Any, Any]:
         else:
             out = xp.zeros_like(x)
     else:
-        out = _engine(op, x, ax, xp)
-        if out is NotImplemented:
+        out = _ENGINE[op](x, ax)  # large NumPy inputs; None: the reference below
+        if out is None:
             out = _REFERENCE[op](x, ax, xp)
     if scalar_in and op != "logsumexp":
         out = xp.reshape(out, ())

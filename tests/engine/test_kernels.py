@@ -240,3 +240,34 @@ def test_binary_strided_and_broadcast(rng):
     want_l, want_g = ref.binary(np.broadcast_to(y, z.shape), z, pos_weight=2.0, label_smoothing=0.1)
     assert_close(loss, want_l, np.float64)
     assert_close(g, want_g, np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masked_class_with_zero_weight_and_smoothing(dtype, rng):
+    """A -inf logit whose class weight is 0 adds 0 to the smoothing sum (it gave NaN on the tiled paths)."""
+    c = 10
+    cw = np.ones(c, dtype)
+    cw[3] = 0.0
+    base = rng.normal(0, 1, (6, c, 4)).astype(dtype)
+    base[:, 3, :] = -np.inf
+    big = base[..., 0].copy()
+    big[0, 0] = 95.0  # a row whose plain sum of exp overflows float32
+    for x, axis in [(base[..., 0].copy(), 1), (base, 1), (base[:, :, ::2], 1), (big, 1)]:
+        y = rng.integers(0, c, x.shape[:axis] + x.shape[axis + 1 :])
+        y[y == 3] = 4
+        opts = dict(class_weights=cw, weights=None, label_smoothing=0.2, reduction="none")
+        loss, g = sparse_ce(x, y, axis=axis, ignore_index=None, return_grad=True, **opts)
+        want_l, want_g = ref.sparse(y, x, axis=axis, **{k: v for k, v in opts.items() if k != "weights"})
+        assert np.isfinite(loss).all() and np.isfinite(g).all()
+        assert_close(loss, want_l, dtype, floor=100.0)
+        assert_close(g, want_g, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_full_smoothing_with_target_on_minus_inf(dtype, rng):
+    """label_smoothing=1 gives the -inf class weight 1/C: the loss is +inf (as the reference), the gradient finite."""
+    x = rng.normal(0, 1, (5, 8)).astype(dtype)
+    x[:, 2] = -np.inf
+    loss, g = sparse_ce(x, np.array([2, 0, 1, 2, 5]), axis=1, class_weights=None, weights=None, ignore_index=None,
+                        label_smoothing=1.0, reduction="none", return_grad=True)
+    assert np.all(np.isposinf(loss)) and np.isfinite(g).all()

@@ -27,13 +27,14 @@ def _mp(fn: str, x: np.ndarray) -> np.ndarray:
     import mpmath
 
     mpmath.mp.prec = 120
-    f = {"exp": mpmath.exp, "log": mpmath.log, "log1p": mpmath.log1p}[fn]
+    f = {"exp": mpmath.exp, "log": mpmath.log, "log1p": mpmath.log1p, "log1p_pos": mpmath.log1p}[fn]
     return np.array([float(f(mpmath.mpf(float(v)))) for v in x])
 
 
 def _truth(fn: str, x: np.ndarray) -> np.ndarray:
     if x.dtype == np.float32:  # float64 NumPy is exact enough to judge float32
         return getattr(np, fn)(x.astype(np.float64))
+    fn = "log1p" if fn == "log1p_pos" else fn
     return _mp(fn, x)
 
 
@@ -46,6 +47,8 @@ def _grid(fn: str, dtype: type, n: int, rng: np.random.Generator) -> np.ndarray:
         tiny = np.finfo(dtype).smallest_subnormal
         e = np.linspace(np.log(float(tiny)), np.log(float(np.finfo(dtype).max)) - 1e-9, n)
         x = np.concatenate([np.exp(e), rng.uniform(0.5, 2.0, n), [1.0, float(tiny), float(np.finfo(dtype).tiny)]])
+    elif fn == "log1p_pos":  # the softmax row finish: 0 <= x <= C, tiny for confident rows
+        x = np.concatenate([np.exp(rng.uniform(-745, 14, n)), rng.uniform(0, 3, n), [0.0, 1.0, 1e-300, 2.0**-53]])
     else:
         x = np.concatenate([np.linspace(0.0, 1.0, n), np.exp(rng.uniform(-60, 0, n)), [0.0, 1.0, 1e-300]])
     return x.astype(dtype)
@@ -53,7 +56,7 @@ def _grid(fn: str, dtype: type, n: int, rng: np.random.Generator) -> np.ndarray:
 
 # (function, dtype) -> bound (inclusive) on |out - truth| / |truth| in units of the dtype's eps (log: in ulps of the result)
 BOUNDS = {("exp", np.float32): 1.0, ("exp", np.float64): 2.0, ("log", np.float32): 1.0, ("log", np.float64): 1.0,
-          ("log1p", np.float32): 1.0, ("log1p", np.float64): 2.0}
+          ("log1p", np.float32): 1.0, ("log1p", np.float64): 2.0, ("log1p_pos", np.float64): 2.0}
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -88,3 +91,46 @@ def test_log_zero(isa: str) -> None:
 
 def test_variant_in_use_is_the_best_usable() -> None:
     assert nat.isa() == ISAS[-1]
+
+
+def _expm_grid(dtype: type, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(x, m) with x <= m: softmax terms against their row max, with maxima far from 0 and
+    differences from 0 to past the underflow threshold (where x - m rounds the most)."""
+    lo = -87.0 if dtype == np.float32 else -707.0
+    m = np.concatenate([rng.uniform(-50, 50, n), rng.choice([0.0, 12.3, 40.1, -33.7, 1e4], n)])
+    d = np.concatenate([rng.uniform(lo, 0, n), -np.exp(rng.uniform(-20, np.log(-lo), n))])
+    x = (m + d).astype(dtype)
+    m = m.astype(dtype)
+    keep = x <= m
+    return x[keep], m[keep]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_expm_error_bound(isa: str, dtype: type, rng: np.random.Generator) -> None:
+    """e^(x - m) keeps its relative accuracy however far x - m is from 0 (the rounding of x - m is carried)."""
+    x, m = _expm_grid(dtype, 20000 if dtype == np.float32 else 1500, rng)
+    out = np.empty_like(x)
+    nat.vecmath_expm(isa, x, m, out)
+    if dtype == np.float32:  # x - m is exact in float64 for these float32 values
+        want = np.exp(x.astype(np.float64) - m.astype(np.float64))
+    else:
+        import mpmath
+
+        mpmath.mp.prec = 120
+        want = np.array([float(mpmath.exp(mpmath.mpf(float(a)) - mpmath.mpf(float(b)))) for a, b in zip(x, m, strict=True)])
+    nz = want > np.finfo(dtype).tiny
+    err = np.abs(out[nz] - want[nz]) / want[nz] / np.finfo(dtype).eps
+    bound = 1.0 if dtype == np.float32 else 2.0
+    worst = err.argmax()
+    assert err.max() <= bound, f"expm {dtype.__name__} on {isa}: {err.max():.3g} at x={x[nz][worst]!r}, m={m[nz][worst]!r}"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_expm_edges(isa: str, dtype: type) -> None:
+    x = np.array([-np.inf, 3.0, 3.0, -1e4, np.nan, 7.0], dtype=dtype)
+    m = np.array([0.0, 3.0, np.inf, 0.0, 1.0, np.nan], dtype=dtype)
+    out = np.empty_like(x)
+    nat.vecmath_expm(isa, x, m, out)
+    assert out[0] == 0 and out[1] == 1 and out[2] == 0 and out[3] == 0 and np.isnan(out[4]) and np.isnan(out[5])

@@ -15,6 +15,11 @@ struct Table {
   void (*log_f64)(const double* x, double* out, std::size_t n);
   void (*log1p_f32)(const float* x, float* out, std::size_t n);
   void (*log1p_f64)(const double* x, double* out, std::size_t n);
+  // out = e^(x - m), elementwise (x <= m)
+  void (*expm_f32)(const float* x, const float* m, float* out, std::size_t n);
+  void (*expm_f64)(const double* x, const double* m, double* out, std::size_t n);
+  // out = log(1 + x), x >= 0 (the softmax row finish)
+  void (*log1p_pos_f64)(const double* x, double* out, std::size_t n);
 };
 
 namespace baseline { extern const Table table; }

@@ -134,7 +134,7 @@ def sparse_ce(
             # A zero label weight times a -inf logit is 0, as in the reference (safe_mul).
             lt = wt * log_sum(s, m) - np.where(labt != 0, labt * xy, 0.0)
             if e > 0:
-                sx = rowsum(xb) if w is None else _safe_dot_rows(xb, wv, sb)
+                sx = rowsum(xb) if w is None else _safe_dot_rows(wv, xb, sb)  # zero weights, not zero logits
                 lt -= (e / c) * sx
             per_row(loss, t, i)[...] = lt
             if g3 is None:

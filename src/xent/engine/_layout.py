@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Tile", "as_3d", "rows_of", "tiles"]
+__all__ = ["Tile", "as_3d", "rows_of", "tiles", "view_as"]
 
 # Elements per tile: 256k float32 = 1 MiB, in L2/L3 between passes; smaller tiles measured slower
 # (per-tile Python overhead of the NumPy kernels dominates below ~64k elements).
@@ -29,16 +29,20 @@ class Tile(NamedTuple):
     i1: int
 
 
-def as_3d(x: np.ndarray, axis: int) -> np.ndarray | None:
-    """``x`` as an ``(O, C, I)`` view, or None when that needs a copy."""
-    shape = (math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1 :]))
+def view_as(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``a`` reshaped to ``shape`` without copying (strides kept), or None when that needs a copy."""
     try:
-        return np.reshape(x, shape, copy=False)
+        return np.reshape(a, shape, copy=False)
     except ValueError:  # the strides cannot be merged without copying
         return None
     except TypeError:  # NumPy < 2.1 has no copy=: take the view only if it is one
-        v = x.reshape(shape)
-        return v if np.shares_memory(v, x) or x.size == 0 else None
+        v = a.reshape(shape)
+        return v if np.shares_memory(v, a) or a.size == 0 else None
+
+
+def as_3d(x: np.ndarray, axis: int) -> np.ndarray | None:
+    """``x`` as an ``(O, C, I)`` view, or None when that needs a copy."""
+    return view_as(x, (math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1 :])))
 
 
 def tiles(o: int, c: int, i: int, elements: int | None = None) -> list[Tile]:

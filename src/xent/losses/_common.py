@@ -1,4 +1,4 @@
-"""Plumbing shared by every loss: option checks, clipping, weights, engine hand-off, finishing.
+"""Plumbing shared by every loss: option checks, clipping, weights, finishing.
 
 Nothing here computes a loss; the formulas live in ``_binary_core`` and
 ``_categorical_core``.
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from xent._lib.namespace import as_float_array, is_numpy_namespace, scalar, to_result
+from xent._lib.namespace import as_float_array, scalar, to_result
 from xent._lib.validation import (
     check_base,
     check_choice,
@@ -32,7 +32,6 @@ __all__ = [
     "resolve_eps",
     "safe_div",
     "safe_mul",
-    "try_engine",
 ]
 
 
@@ -121,18 +120,6 @@ def prepare_weights(
         raise ValueError(f"`{name}` must be broadcastable to {tuple(shape)} ({what}), got shape {tuple(w.shape)}")
     check_nonnegative(name, w, xp)
     return xp.broadcast_to(w, shape)
-
-
-def try_engine(op: str, xp: Any, *args: Any, **kwargs: Any) -> Any:
-    """Hand validated NumPy logits to the fast engine; ``NotImplemented`` means 'run the reference'.
-
-    Kernels follow the contract in :mod:`xent.engine` and return ``(loss, grad)`` in nats.
-    """
-    if not is_numpy_namespace(xp):
-        return NotImplemented
-    from xent import engine
-
-    return engine.dispatch(op, *args, **kwargs)
 
 
 def finish(loss: Any, grad: Any, xp: Any, *, base: float | None, return_grad: bool, dtype: Any = None) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from xent import engine
 from xent._lib.namespace import as_float_array, compute_dtype, get_namespace
 from xent._lib.validation import check_shape, check_values_in, warn_if_swapped
 from xent.losses._binary_core import binary_core
@@ -13,7 +14,6 @@ from xent.losses._common import (
     finish,
     prepare_weights,
     resolve_eps,
-    try_engine,
 )
 
 __all__ = ["binary_cross_entropy"]
@@ -157,13 +157,13 @@ def binary_cross_entropy(
         label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
     xp = a["xp"]
-    out = NotImplemented
-    if a["from_logits"]:
-        out = try_engine(
-            "binary_cross_entropy", xp, a["y"], a["x"], weights=a["sw"], pos_weight=a["pw"],
+    out = None
+    if a["from_logits"]:  # large NumPy logits: the engine; None means the reference below
+        out = engine.binary_cross_entropy(
+            a["y"], a["x"], weights=a["sw"], pos_weight=a["pw"],
             label_smoothing=a["e"], reduction=a["reduction"], return_grad=a["return_grad"],
         )
-    if out is NotImplemented:
+    if out is None:
         out = binary_core(
             a["y"], a["x"], xp, from_logits=a["from_logits"], eps=a["eps"], pos_weight=a["pw"],
             label_smoothing=a["e"], sample_weights=a["sw"], reduction=a["reduction"],

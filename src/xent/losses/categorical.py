@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from xent import engine
 from xent._lib.namespace import as_float_array, compute_dtype, get_namespace
 from xent._lib.validation import (
     check_index,
@@ -20,7 +21,6 @@ from xent.losses._common import (
     finish,
     prepare_weights,
     resolve_eps,
-    try_engine,
 )
 
 __all__ = ["categorical_cross_entropy", "sparse_categorical_cross_entropy"]
@@ -172,13 +172,13 @@ def categorical_cross_entropy(
     t = as_float_array(y_true, xp, like=x, name="y_true")
     check_shape("y_true", t, tuple(x.shape), what="the shape of `y_pred`")
     check_values_in("y_true", t, xp, low=0.0, high=1.0, what="targets")
-    out = NotImplemented
-    if a["from_logits"]:
-        out = try_engine(
-            "categorical_cross_entropy", xp, x, t, axis=a["ax"], class_weights=a["cw"], weights=a["sw"],
+    out = None
+    if a["from_logits"]:  # large NumPy logits: the engine; None means the reference below
+        out = engine.categorical_cross_entropy(
+            x, t, axis=a["ax"], class_weights=a["cw"], weights=a["sw"],
             label_smoothing=a["e"], reduction=a["reduction"], return_grad=a["return_grad"],
         )
-    if out is NotImplemented:
+    if out is None:
         out = categorical_core(
             t, x, xp, axis=a["ax"], from_logits=a["from_logits"], eps=a["eps"], class_weights=a["cw"],
             label_smoothing=a["e"], sample_weights=a["sw"], keep=None, reduction=a["reduction"],
@@ -292,14 +292,14 @@ def sparse_categorical_cross_entropy(
     # One signed integer type for every label dtype, so comparing with a negative ignore_index is exact.
     labels = xp.astype(labels, xp.asarray(0).dtype, copy=False)  # no copy when already that type
     check_labels("y_true", labels, xp, num_classes=n_classes, ignore_index=ignore_index)
-    out = NotImplemented
-    if a["from_logits"]:
-        out = try_engine(
-            "sparse_categorical_cross_entropy", xp, x, labels, axis=ax, class_weights=a["cw"],
+    out = None
+    if a["from_logits"]:  # large NumPy logits: the engine; None means the reference below
+        out = engine.sparse_categorical_cross_entropy(
+            x, labels, axis=ax, class_weights=a["cw"],
             weights=a["sw"], ignore_index=ignore_index, label_smoothing=a["e"], reduction=a["reduction"],
             return_grad=a["return_grad"],
         )
-    if out is NotImplemented:
+    if out is None:
         keep = None if ignore_index is None else labels != ignore_index
         out = sparse_core(
             labels, x, xp, axis=ax, from_logits=a["from_logits"], eps=a["eps"], class_weights=a["cw"],
