@@ -112,7 +112,6 @@ def _xlogy(x: Any, y: Any, xp: Any) -> Any:
 
 
 _REFERENCE = {"logsumexp": _logsumexp, "log_softmax": _log_softmax, "softmax": _softmax}
-_ENGINE = {"logsumexp": engine.logsumexp, "log_softmax": engine.log_softmax, "softmax": engine.softmax}
 
 
 def _along_axis(op: str, x: Any, axis: Any) -> tuple[Any, Any]:
@@ -138,7 +137,7 @@ def _along_axis(op: str, x: Any, axis: Any) -> tuple[Any, Any]:
         else:
             out = xp.zeros_like(x)
     else:
-        out = _ENGINE[op](x, ax)  # large NumPy inputs; None: the reference below
+        out = getattr(engine, op)(x, ax)  # large NumPy inputs (engine function of the same name); None: the reference below
         if out is None:
             out = _REFERENCE[op](x, ax, xp)
     if scalar_in and op != "logsumexp":
