@@ -197,8 +197,11 @@ void binary_rows(const Job& job, Part& part, std::size_t begin, std::size_t end)
   const double lo = job.options->eps, hi = 1.0 - job.options->eps;
   double* __restrict lb = part.lb;
   std::int64_t* __restrict lh = part.lh;
-  double prob[kSub];
-  int idx[kSub];
+  std::int64_t* __restrict bn = part.bn;
+  // per row, for the scatter into the bins: w p (or p), w y, the bin; computed branch-free in the
+  // vector loop, so that the scalar scatter loop has no data-dependent branch to mispredict
+  double wp[kSub], wy[kSub];
+  int idx[kSub], lab[kSub];
   for (std::size_t i = begin; i < end; i += kSub) {
     const std::size_t m = end - i < kSub ? end - i : kSub;
     const Y* __restrict yb = y + i;
@@ -206,13 +209,21 @@ void binary_rows(const Job& job, Part& part, std::size_t begin, std::size_t end)
     const double* __restrict wb = W ? w + i : nullptr;
     double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
     int bad = 0;
+    // labels first, in a loop of their own: an int8 label in the main loop would make it
+    // 64 rows wide and spill its float64 accumulators
+#pragma omp simd reduction(| : bad)
+    for (std::size_t j = 0; j < m; ++j) {
+      bad |= (yb[j] != 0) & (yb[j] != 1);
+      lab[j] = yb[j] == 1;
+    }
 #pragma omp simd reduction(+ : a0, a1, a2, a3, a4, a5) reduction(| : bad)
     for (std::size_t j = 0; j < m; ++j) {
-      const bool pos = yb[j] == 1;
+      const bool pos = lab[j] != 0;
       const double yy = pos ? 1.0 : 0.0;
       const double x = static_cast<double>(pb[j]);
       const double wj = W ? wb[j] : 1.0;
-      bad |= binary_row_bad<Y, P, W, LOGITS>(yb, pb, wb, j);
+      bad |= LOGITS ? !(__builtin_fabs(x) < kInf) : !((x >= 0.0) & (x <= 1.0));
+      if (W) bad |= weight_bad(wj);
       double loss, pj;
       if (LOGITS) {
         // -log sigmoid(+-x) = log1p(exp(-|x|)) - min(+-x, 0): exp never overflows
@@ -234,7 +245,8 @@ void binary_rows(const Job& job, Part& part, std::size_t begin, std::size_t end)
       a3 += wj * loss;
       a4 += wj * d * d;
       a5 += wj * hit;
-      prob[j] = pj;
+      wp[j] = wj * pj;
+      wy[j] = wj * yy;
       idx[j] = bin_of(pj, fnb, top);
     }
     if (bad) {  // the first invalid row (the block's start if the scalar check disagreed)
@@ -252,23 +264,22 @@ void binary_rows(const Job& job, Part& part, std::size_t begin, std::size_t end)
     if (W) {
       for (std::size_t j = 0; j < m; ++j) {
         const int b = idx[j];
-        const double wj = wb[j];
-        lb[b] += wj;
-        lb[nb + b] += wj * prob[j];
-        lb[2 * nb + b] += yb[j] == 1 ? wj : 0.0;
-        part.bn[b] += 1;
+        lb[b] += wb[j];
+        lb[nb + b] += wp[j];
+        lb[2 * nb + b] += wy[j];
+        bn[b] += 1;
       }
     } else {  // counts are exact integers; only the sum of p per bin is a float sum
       for (std::size_t j = 0; j < m; ++j) {
         const int b = idx[j];
-        lh[2 * b + (yb[j] == 1)] += 1;
-        lb[nb + b] += prob[j];
+        lh[2 * b + lab[j]] += 1;
+        lb[nb + b] += wp[j];
       }
       for (std::size_t b = 0; b < nb; ++b) {
         const std::int64_t rows = lh[2 * b] + lh[2 * b + 1];
         lb[b] = static_cast<double>(rows);
         lb[2 * nb + b] = static_cast<double>(lh[2 * b + 1]);
-        part.bn[b] += rows;
+        bn[b] += rows;
         lh[2 * b] = lh[2 * b + 1] = 0;
       }
     }
@@ -421,8 +432,9 @@ void multi_rows(const Job& job, Part& part, std::size_t begin, std::size_t end) 
           py[j] = isy ? x : py[j];
           const double d = x - (isy ? 1.0 : 0.0);
           br[j] += d * d;
-          const bool gt = x > conf[j];  // strict: the first maximum wins, like np.argmax
-          conf[j] = gt ? x : conf[j];
+          const double cj = conf[j];
+          const bool gt = x > cj;  // strict: the first maximum wins, like np.argmax
+          conf[j] = gt ? x : cj;
           arg[j] = gt ? ci : arg[j];
           ak += wl[j] * x;
         }
@@ -438,30 +450,38 @@ void multi_rows(const Job& job, Part& part, std::size_t begin, std::size_t end) 
     if (bad) {
       return locate_bad<P, LOGITS, CONTIG>(job, part, i, m);
     }
+    // the block's sums; per row, the weighted values the scatter below adds (branch-free here,
+    // so that the scalar scatter loop has no data-dependent branch to mispredict)
     double a0 = 0, a3 = 0, a4 = 0, a5 = 0;
 #pragma omp simd reduction(+ : a0, a3, a4, a5)
     for (std::size_t j = 0; j < m; ++j) {
       const double wj = wl[j];
+      const double hit = arg[j] == yl[j] ? wj : 0.0;
       a0 += wj;
       a3 += wj * loss[j];
       a4 += wj * br[j];
-      a5 += arg[j] == yl[j] ? wj : 0.0;
+      a5 += hit;
+      loss[j] *= wj;
+      br[j] = hit;
+      py[j] = wj * conf[j];
+      arg[j] = bin_of(conf[j], fnb, top);
     }
     add(part.s[kWeight], part.c[kWeight], a0);
     add(part.s[kLoss], part.c[kLoss], a3);
     add(part.s[kBrier], part.c[kBrier], a4);
     add(part.s[kCorrect], part.c[kCorrect], a5);
-    for (std::size_t j = 0; j < m; ++j) {
+    std::int64_t* __restrict cn = part.cn;
+    std::int64_t* __restrict bn = part.bn;
+    for (std::size_t j = 0; j < m; ++j) {  // loss: w loss, br: w [correct], py: w conf, arg: the bin
       const int c = yl[j];
-      const double wj = wl[j];
-      lc[c] += wj;
-      lc[K + c] += wj * loss[j];
-      part.cn[c] += 1;
-      const int b = bin_of(conf[j], fnb, top);
-      lb[b] += wj;
-      lb[nb + b] += wj * conf[j];
-      lb[2 * nb + b] += arg[j] == c ? wj : 0.0;
-      part.bn[b] += 1;
+      lc[c] += wl[j];
+      lc[K + c] += loss[j];
+      cn[c] += 1;
+      const int b = arg[j];
+      lb[b] += wl[j];
+      lb[nb + b] += py[j];
+      lb[2 * nb + b] += br[j];
+      bn[b] += 1;
     }
     since_flush += m;
     if (since_flush >= kFlushRows || i + m >= end) {
