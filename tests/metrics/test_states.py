@@ -249,3 +249,43 @@ def test_merge_associative_and_commutative(seed, parts):
         if isinstance(v, float):
             assert right[key] == pytest.approx(v, rel=1e-14, nan_ok=True), key
             assert swapped[key] == pytest.approx(v, rel=1e-14, nan_ok=True), key
+
+
+_FALLBACK = r"""
+import json, sys, warnings
+import numpy as np
+sys.modules["xent._native"] = None  # as if the extension was never built: importing it fails
+from scipy.special import softmax
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as rec:
+    warnings.simplefilter("always")
+    from xent.metrics import BinaryState, MulticlassState
+    rng = np.random.default_rng(5)
+    p = rng.random(5000)
+    y = (rng.random(5000) < p).astype(np.int8)
+    P = softmax(rng.normal(0, 2, (3000, 4)), axis=1)
+    b = BinaryState().update(y, p).update(y[:100], p[:100])
+    m = MulticlassState(4).update(rng.integers(0, 4, 3000), P)
+print(json.dumps({"binary": b.compute().log_loss, "multi": m.compute().log_loss,
+                  "warnings": [str(w.message) for w in rec if issubclass(w.category, RuntimeWarning)]}))
+"""
+
+
+def test_without_the_extension_same_numbers_and_one_warning():
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _FALLBACK], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert len(out["warnings"]) == 1 and "without its native kernels" in out["warnings"][0]
+    assert "pip install" in out["warnings"][0]
+    rng = np.random.default_rng(5)
+    p = rng.random(5000)
+    y = (rng.random(5000) < p).astype(np.int8)
+    P = softmax(rng.normal(0, 2, (3000, 4)), axis=1)
+    assert out["binary"] == pytest.approx(BinaryState().update(y, p).update(y[:100], p[:100]).compute().log_loss,
+                                          rel=1e-12)
+    assert out["multi"] == pytest.approx(MulticlassState(4).update(rng.integers(0, 4, 3000), P).compute().log_loss,
+                                         rel=1e-12)

@@ -15,6 +15,7 @@ import numpy as np
 
 from xent.metrics import BinaryState, MulticlassState, new_state
 from xent.metrics._invalid import LABEL, LOGIT, MISSING_LABEL, NAN, PARSE, RANGE, REASONS, SUM, WEIGHT, find_invalid
+from xent.io._readers import check_columns
 from xent.scoring._spec import ScoreInputError, ScoreSpec
 
 __all__ = ["state_from_table"]
@@ -29,8 +30,8 @@ _NUMPY_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": 
 def _numpy_view(x: Any) -> np.ndarray | None:
     """A read-only NumPy view of a pyarrow array of fixed-width numbers without nulls; None otherwise.
 
-    No copy, and no pandas: pyarrow's own ``to_numpy`` imports pandas (a fifth of a
-    second of start-up for every ``xent score``).
+    No copy, and no pandas: pyarrow's own ``to_numpy`` (and ``pa.array``, ``pa.scalar``,
+    so ``pc.fill_null``) import pandas: a fifth of a second of start-up for every ``xent score``.
     """
     dtype = _NUMPY_TYPES.get(str(x.type))
     if dtype is None or x.null_count:
@@ -39,6 +40,30 @@ def _numpy_view(x: Any) -> np.ndarray | None:
     if buf is None or len(x) == 0:
         return np.empty(0, dtype=dtype)
     return np.frombuffer(buf, dtype=dtype, count=len(x), offset=x.offset * np.dtype(dtype).itemsize)
+
+
+def _nulls(x: Any) -> np.ndarray:
+    """The rows of a pyarrow array that are null, from its validity bitmap."""
+    if x.null_count == 0:
+        return np.zeros(len(x), dtype=bool)
+    if x.null_count == len(x) or x.buffers()[0] is None:
+        return np.ones(len(x), dtype=bool)
+    bits = np.frombuffer(x.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little")[x.offset:x.offset + len(x)] == 0
+
+
+def _values(x: Any, fill: float) -> np.ndarray:
+    """A NumPy array of a fixed-width numeric pyarrow array, with ``fill`` for nulls (a copy only then)."""
+    view = _numpy_view(x)
+    if view is not None:
+        return view
+    dtype = _NUMPY_TYPES[str(x.type)]
+    out = np.full(len(x), fill, dtype=dtype)
+    if x.null_count < len(x):
+        keep = ~_nulls(x)
+        out[keep] = np.frombuffer(x.buffers()[1], dtype=dtype, count=len(x),
+                                  offset=x.offset * np.dtype(dtype).itemsize)[keep]
+    return out
 
 
 def _arrow_column(table: Any, name: str) -> Any:
@@ -53,33 +78,20 @@ def _columns(table: Any, spec: ScoreSpec, source: str) -> tuple[dict[str, Any], 
     if isinstance(table, dict):
         have = list(table)
         get = table.__getitem__
-    else:
-        if hasattr(table, "iloc"):  # pandas DataFrame (a Dask partition)
-            import pyarrow as pa
+    elif hasattr(table, "iloc"):  # pandas DataFrame (a Dask partition)
+        import pyarrow as pa
 
-            have = [str(c) for c in table.columns]
-            missing = [c for c in spec.columns if c not in have]
-            if not missing and not _repeated(have, spec):
-                table = pa.Table.from_pandas(table[list(dict.fromkeys(spec.columns))], preserve_index=False)
-        else:
-            have = table.schema.names
+        have = [str(c) for c in table.columns]
+        check_columns(source, spec.columns, have, "data")
+        table = pa.Table.from_pandas(table[list(dict.fromkeys(spec.columns))], preserve_index=False)
         get = (lambda c: _arrow_column(table, c))
-    for col in spec.columns:
-        if col not in have:
-            raise ScoreInputError(f"column not found (the data has: {', '.join(map(str, have))})", source=source,
-                                  column=col)
-    repeated = _repeated(have, spec)
-    if repeated:
-        raise ScoreInputError(f"{have.count(repeated)} columns have this name; rename them so that each column "
-                              "read has its own name", source=source, column=repeated)
+    else:
+        have = table.schema.names
+        get = (lambda c: _arrow_column(table, c))
+    check_columns(source, spec.columns, have, "data")
     cols = {c: get(c) for c in dict.fromkeys(spec.columns)}
     n = len(next(iter(cols.values())))
     return cols, n
-
-
-def _repeated(have: list[Any], spec: ScoreSpec) -> str | None:
-    """The first column read whose name occurs more than once in ``have``."""
-    return next((c for c in dict.fromkeys(spec.columns) if have.count(c) > 1), None)
 
 
 def _is_arrow(x: Any) -> bool:
@@ -102,23 +114,22 @@ def _floats(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarra
     import pyarrow as pa
 
     t = x.type
+    # missing predictions (nulls) are NaN
     if pa.types.is_float32(t) or pa.types.is_float64(t):
-        view = _numpy_view(x)
-        if view is not None:
-            return view, None
+        return _values(x, np.nan), None
+    if pa.types.is_null(t):
+        return np.full(len(x), np.nan), None
     import pyarrow.compute as pc  # only off the fast path (start-up time)
 
-    if pa.types.is_float32(t) or pa.types.is_float64(t):  # nulls: missing predictions are NaN
-        return _numpy_view(pc.fill_null(x, float("nan"))), None
     if pa.types.is_floating(t):
-        return _numpy_view(pc.fill_null(pc.cast(x, pa.float32()), float("nan"))), None
-    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
-        return _numpy_view(pc.fill_null(pc.cast(x, pa.float64()), float("nan"))), None
+        return _values(pc.cast(x, pa.float32()), np.nan), None
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
+        return _values(pc.cast(x, pa.float64()), np.nan), None
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
         if pa.types.is_dictionary(t):
             x = pc.cast(x, pa.string())
         try:
-            return _numpy_view(pc.fill_null(pc.cast(pc.utf8_trim_whitespace(x), pa.float64()), float("nan"))), None
+            return _values(pc.cast(pc.utf8_trim_whitespace(x), pa.float64()), np.nan), None
         except pa.ArrowInvalid:
             pass
         out = np.full(len(x), np.nan)
@@ -147,12 +158,13 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
         else:
             return None
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     t = x.type
     if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
         return None
-    lengths = _numpy_view(pc.fill_null(pc.list_value_length(x), -1))
+    import pyarrow.compute as pc  # only for list columns (start-up time)
+
+    lengths = _values(pc.list_value_length(x), -1)
     widths = np.unique(lengths[lengths >= 0])
     if len(widths) > 1 or (lengths < 0).any():
         bad = int(np.flatnonzero(lengths != (widths[0] if len(widths) else -2))[0]) if len(widths) else 0
@@ -162,6 +174,16 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
     k = int(widths[0]) if len(widths) else 0
     flat, bad = _floats(pc.list_flatten(x), source, column, first_row)
     return flat.reshape(len(x), k), (None if bad is None else bad.reshape(len(x), k).any(axis=1))
+
+
+def _strings(values: list[str]) -> Any:
+    """A pyarrow string array, built from its buffers (``pa.array`` imports pandas: start-up time)."""
+    import pyarrow as pa
+
+    data = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in data], out=offsets[1:])
+    return pa.LargeStringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
 
 
 def _numeric_codes(v: np.ndarray, classes: tuple[Any, ...] | None) -> np.ndarray:
@@ -194,7 +216,7 @@ def _label_codes(x: Any, classes: tuple[Any, ...] | None, k: int, source: str, c
             return _numeric_codes(a, classes), None
         import pyarrow as pa
 
-        x = pa.array(a) if a.dtype.kind in "biuf" else pa.array(a.astype(str) if a.dtype.kind == "U" else a.tolist())
+        x = _strings(a.tolist()) if a.dtype.kind == "U" else pa.array(a if a.dtype.kind in "biuf" else a.tolist())
     import pyarrow as pa
 
     t = x.type
@@ -204,7 +226,7 @@ def _label_codes(x: Any, classes: tuple[Any, ...] | None, k: int, source: str, c
             return _numeric_codes(v, classes), None
     import pyarrow.compute as pc  # only off the fast path (start-up time)
 
-    missing = _numpy_view(pc.cast(x.is_null(), pa.int8())).astype(bool) if x.null_count else None
+    missing = _nulls(x) if x.null_count else None
     if pa.types.is_dictionary(t):
         x = pc.cast(x, pa.string())
         t = x.type
@@ -221,12 +243,9 @@ def _label_codes(x: Any, classes: tuple[Any, ...] | None, k: int, source: str, c
         if not numeric_classes:
             x = pc.cast(x, pa.string())
         else:
-            if missing is not None:
-                x = pc.fill_null(x, -1)
-            return _numeric_codes(_numpy_view(x), classes), missing
-    names = pa.array([str(c) for c in (classes if classes is not None else range(k))], pa.string())
-    codes = pc.fill_null(pc.index_in(pc.cast(x, pa.string()), value_set=names), -1)
-    return _numpy_view(codes).astype(np.int64), missing
+            return _numeric_codes(_values(x, -1), classes), missing
+    names = _strings([str(c) for c in (classes if classes is not None else range(k))])
+    return _values(pc.index_in(pc.cast(x, pa.string()), value_set=names), -1).astype(np.int64), missing
 
 
 def _fmt_classes(classes: tuple[Any, ...]) -> str:

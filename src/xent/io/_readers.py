@@ -16,7 +16,7 @@ import numpy as np
 from xent.io._paths import file_format
 from xent.scoring._spec import ScoreInputError, ScoreSpec
 
-__all__ = ["DEFAULT_BATCH_ROWS", "Batch", "count_rows", "iter_batches"]
+__all__ = ["DEFAULT_BATCH_ROWS", "Batch", "check_columns", "count_rows", "iter_batches", "open_parquet"]
 
 DEFAULT_BATCH_ROWS = 1 << 20  # ~5 MB per batch for a binary file: large enough to amortise, small for RSS
 
@@ -37,12 +37,21 @@ class Batch:
         return t.num_rows
 
 
-def _missing(source: str, wanted: tuple[str, ...], have: list[str]) -> None:
-    for col in wanted:
+def check_columns(source: str, wanted: tuple[str, ...], have: list[Any], what: str = "file") -> None:
+    """Every column read is in ``have``, once; else ScoreInputError naming the column."""
+    for col in dict.fromkeys(wanted):
         if col not in have:
-            shown = ", ".join(have[:20]) + (", ..." if len(have) > 20 else "")
-            raise ScoreInputError(f"column not found (the file has: {shown or 'no columns'})", source=source,
+            shown = ", ".join(map(str, have[:20])) + (", ..." if len(have) > 20 else "")
+            raise ScoreInputError(f"column not found (the {what} has: {shown or 'no columns'})", source=source,
                                   column=col)
+        if have.count(col) > 1:
+            raise ScoreInputError(f"{have.count(col)} columns have this name; give each column read a name of its "
+                                  "own", source=source, column=col)
+
+
+# Parquet data is read through a buffer of this size, never a whole column chunk at once, so
+# that memory follows the batch size and not the row-group size (one 100M-row group included).
+PARQUET_BUFFER = 1 << 20
 
 
 def open_parquet(path: str) -> Any:
@@ -53,7 +62,7 @@ def open_parquet(path: str) -> Any:
     try:
         # pre_buffer=False: with it, iter_batches keeps every row group it has read (RSS grows with the file)
         # page checksums, where the writer stored them, catch silently corrupted data pages
-        return pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True)
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER, page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ScoreInputError(f"not a readable Parquet file (truncated or corrupt?): {exc}", source=path) from None
 
@@ -80,52 +89,122 @@ def _parquet(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: boo
     import pyarrow as pa
 
     pf = open_parquet(path)
-    _missing(path, cols, pf.schema_arrow.names)
+    check_columns(path, cols, pf.schema_arrow.names)
     row = 0
-    want = list(dict.fromkeys(cols))
-    for g in range(pf.num_row_groups):
-        n = pf.metadata.row_group(g).num_rows
+    try:
+        # batches of at most batch_rows rows whatever the row-group size, read through PARQUET_BUFFER
+        for part in pf.iter_batches(batch_size=batch_rows, columns=list(dict.fromkeys(cols)),
+                                    use_threads=use_threads):
+            yield Batch(part, path, row)
+            row += part.num_rows
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ScoreInputError(f"cannot read Parquet data after row {row} (truncated or corrupt?): {exc}",
+                              source=path) from None
+
+
+def _csv_header(path: str) -> list[str] | None:
+    """The column names of a CSV file (decompressed as pyarrow does), None when it is empty."""
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    try:
+        with pa.input_stream(path, compression="detect") as raw:
+            # surrogateescape: bytes that are not UTF-8 survive decoding and are reported below
+            header = next(csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")),
+                          None)
+    except (pa.ArrowException, OSError, csv.Error, ValueError) as exc:
+        raise ScoreInputError(f"not a readable CSV file: {exc}", source=path) from None
+    for name in header or ():
         try:
-            if n <= 4 * batch_rows:  # whole row group: the fastest decode, memory bounded by the group size
-                parts = [pf.read_row_group(g, columns=want, use_threads=use_threads)]
-            else:  # a huge row group: stream it in batches
-                parts = pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=want, use_threads=use_threads)
-            for part in parts:
-                yield Batch(part, path, row)
-                row += part.num_rows
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise ScoreInputError(f"cannot read Parquet data after row {row} (truncated or corrupt?): {exc}",
-                                  source=path) from None
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ScoreInputError(f"the header is not UTF-8 text ({name.encode('utf-8', 'surrogateescape')!r}); "
+                                  "save the file as UTF-8", source=path) from None
+    return header
+
+
+def _utf8(rb: Any, source: str, first_row: int) -> Any:
+    """The batch's byte columns as UTF-8 text; ScoreInputError at the first value that is not UTF-8."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = []
+    for name, col in zip(rb.schema.names, rb.columns):
+        try:
+            columns.append(pc.cast(col, pa.string()))  # validates the UTF-8
+        except pa.ArrowInvalid:
+            for i, v in enumerate(col.to_pylist()):
+                try:
+                    if v is not None:
+                        v.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ScoreInputError(f"the value {v!r} is not UTF-8 text; save the file as UTF-8",
+                                          source=source, row=first_row + i, column=name) from None
+            raise
+    return pa.RecordBatch.from_arrays(columns, names=rb.schema.names)
+
+
+def _ragged(path: str, names: list[str], bad: Any) -> ScoreInputError:
+    """The error for a row with too many or too few fields (pyarrow's InvalidRow ``bad``)."""
+    number = bad.number
+    if number is None:  # a multi-threaded read does not know it: find it again on one thread
+        import pyarrow as pa
+
+        seen: list[Any] = []
+        try:
+            for _ in _read_csv(path, names, 1 << 24, False, seen.append):
+                pass
+        except (pa.ArrowException, OSError):
+            pass
+        number = seen[0].number if seen else None
+    have, want = bad.actual_columns, bad.expected_columns
+    column = names[have] if have < want else None  # the first column without a value
+    return ScoreInputError(f"expected {want} fields ({', '.join(names)}), got {have}: {bad.text!r}", source=path,
+                           row=None if number is None else number - 2, column=column)  # number: 1-based, header 1
+
+
+def _read_csv(path: str, names: list[str], block_size: int, use_threads: bool, invalid: Any,
+              include: list[str] | None = None) -> Iterator[Any]:
+    """pyarrow's streaming CSV reader: ``include`` columns as bytes, rows of the wrong width to ``invalid``."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    def handler(row: Any) -> str:
+        invalid(row)
+        return "error"
+
+    include = include or names[:1]
+    # Bytes: the UTF-8 check (_utf8) and the number parsing (io._convert) then name the row and column.
+    conv = pcsv.ConvertOptions(include_columns=include, column_types={c: pa.binary() for c in include},
+                               strings_can_be_null=True)
+    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=block_size, use_threads=use_threads),
+                           parse_options=pcsv.ParseOptions(invalid_row_handler=handler), convert_options=conv)
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
 
 
 def _csv(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -> Iterator[Batch]:
     import pyarrow as pa
-    import pyarrow.csv as pcsv
 
-    try:
-        head = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 16))
-        names = head.schema.names
-    except (pa.ArrowException, OSError) as exc:
-        if "Empty CSV file" in str(exc):
-            return
-        raise ScoreInputError(f"not a readable CSV file: {exc}", source=path) from None
-    _missing(path, cols, names)
-    want = list(dict.fromkeys(cols))
-    # Read as text and convert ourselves: an unparseable value then names its row and column.
-    conv = pcsv.ConvertOptions(include_columns=want, column_types={c: pa.string() for c in want},
-                               strings_can_be_null=True)
-    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 24, use_threads=use_threads),
-                           convert_options=conv)
+    names = _csv_header(path)
+    if not names:
+        return
+    check_columns(path, cols, names)
+    bad: list[Any] = []
     row = 0
-    while True:
-        try:
-            rb = reader.read_next_batch()
-        except StopIteration:
-            return
-        except (pa.ArrowException, OSError) as exc:
-            raise ScoreInputError(f"cannot read CSV data after row {row}: {exc}", source=path) from None
-        yield Batch(rb, path, row)
-        row += rb.num_rows
+    try:
+        for rb in _read_csv(path, names, 1 << 24, use_threads, bad.append, list(dict.fromkeys(cols))):
+            yield Batch(_utf8(rb, path, row), path, row)
+            row += rb.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        if bad:
+            raise _ragged(path, names, bad[0]) from None
+        raise ScoreInputError(f"cannot read CSV data after row {row}: {exc}", source=path) from None
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -141,7 +220,7 @@ def _npy(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -
     if not names:
         raise ScoreInputError("an NPY file must hold a structured array with named fields (one per column)",
                               source=path)
-    _missing(path, cols, names)
+    check_columns(path, cols, names)
     for start in range(0, arr.shape[0], batch_rows):
         chunk = arr[start:start + batch_rows]
         yield Batch({c: np.ascontiguousarray(chunk[c]) for c in dict.fromkeys(cols)}, path, start)
@@ -150,7 +229,7 @@ def _npy(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -
 def _npz(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -> Iterator[Batch]:
     try:
         with np.load(path, allow_pickle=False) as z:
-            _missing(path, cols, list(z.files))
+            check_columns(path, cols, list(z.files))
             data = {c: z[c] for c in dict.fromkeys(cols)}
     except ScoreInputError:
         raise
