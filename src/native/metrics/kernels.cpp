@@ -207,7 +207,7 @@ void binary_rows(const Job& job, Part& part, std::size_t begin, std::size_t end)
     const Y* __restrict yb = y + i;
     const P* __restrict pb = p + i;
     const double* __restrict wb = W ? w + i : nullptr;
-    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
+    double a3 = 0, a4 = 0, a5 = 0;
     int bad = 0;
     // labels first, in a loop of their own: an int8 label in the main loop would make it
     // 64 rows wide and spill its float64 accumulators
@@ -216,7 +216,8 @@ void binary_rows(const Job& job, Part& part, std::size_t begin, std::size_t end)
       bad |= (yb[j] != 0) & (yb[j] != 1);
       lab[j] = yb[j] == 1;
     }
-#pragma omp simd reduction(+ : a0, a1, a2, a3, a4, a5) reduction(| : bad)
+    // the sums of w, w y and w p are the sums of the bins below: not summed here (fewer live vectors)
+#pragma omp simd reduction(+ : a3, a4, a5) reduction(| : bad)
     for (std::size_t j = 0; j < m; ++j) {
       const bool pos = lab[j] != 0;
       const double yy = pos ? 1.0 : 0.0;
@@ -239,14 +240,11 @@ void binary_rows(const Job& job, Part& part, std::size_t begin, std::size_t end)
       }
       const double d = pj - yy;
       const double hit = ((pj >= 0.5) == pos) ? 1.0 : 0.0;
-      a0 += wj;
-      a1 += wj * yy;
-      a2 += wj * pj;
       a3 += wj * loss;
       a4 += wj * d * d;
       a5 += wj * hit;
       wp[j] = wj * pj;
-      wy[j] = wj * yy;
+      if (W) wy[j] = wj * yy;
       idx[j] = bin_of(pj, fnb, top);
     }
     if (bad) {  // the first invalid row (the block's start if the scalar check disagreed)
@@ -255,9 +253,6 @@ void binary_rows(const Job& job, Part& part, std::size_t begin, std::size_t end)
       part.first_bad = static_cast<std::int64_t>(i + (j < m ? j : 0));
       return;
     }
-    add(part.s[kWeight], part.c[kWeight], a0);
-    add(part.s[kLabels], part.c[kLabels], a1);
-    add(part.s[kPredictions], part.c[kPredictions], a2);
     add(part.s[kLoss], part.c[kLoss], a3);
     add(part.s[kBrier], part.c[kBrier], a4);
     add(part.s[kCorrect], part.c[kCorrect], a5);
@@ -283,6 +278,15 @@ void binary_rows(const Job& job, Part& part, std::size_t begin, std::size_t end)
         lh[2 * b] = lh[2 * b + 1] = 0;
       }
     }
+    double a0 = 0, a1 = 0, a2 = 0;  // sum w, sum w y, sum w p: over the block's bins
+    for (std::size_t b = 0; b < nb; ++b) {
+      a0 += lb[b];
+      a2 += lb[nb + b];
+      a1 += lb[2 * nb + b];
+    }
+    add(part.s[kWeight], part.c[kWeight], a0);
+    add(part.s[kLabels], part.c[kLabels], a1);
+    add(part.s[kPredictions], part.c[kPredictions], a2);
     flush(lb, part.bs, part.bc, 3 * nb);
   }
 }
