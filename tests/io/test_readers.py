@@ -257,3 +257,30 @@ def test_parquet_memory_follows_the_batch_not_the_row_group(tmp_path):
         peaks[groups] = got["peak"]
     assert peaks[1] < 0.4 * n * 5, peaks  # well under the row group's 20 MB
     assert peaks[1] < 3 * peaks[32], peaks
+
+
+def test_csv_numbers_parsed_fast_then_as_text_from_the_first_odd_value(tmp_path, monkeypatch):
+    # pyarrow parses the numbers; a label "1.0" (not an integer) or a padded probability later in the
+    # file switches to reading text from there on: every row read once, in order, the same numbers.
+    import xent.io._readers as readers
+
+    monkeypatch.setattr(readers, "CSV_BLOCK", 4096)  # ~300 rows per batch
+    rng = np.random.default_rng(4)
+    n = 3000
+    p = rng.random(n).round(6)
+    y = (rng.random(n) < p).astype(int)
+    rows = [f"{a},{b}" for a, b in zip(y, p)]
+    rows[2500] = f"{float(y[2500])},{p[2500]}"
+    rows[2800] = f"{y[2800]}, {p[2800]} "
+    (tmp_path / "m.csv").write_text("y,p\n" + "\n".join(rows) + "\n")
+    batches = list(iter_batches(str(tmp_path / "m.csv"), SPEC))
+    firsts = [b.first_row for b in batches]
+    assert len(batches) > 5 and firsts == sorted(set(firsts)) and firsts[0] == 0
+    assert [f + b.num_rows for f, b in zip(firsts, batches)][:-1] == firsts[1:]
+    assert sum(b.num_rows for b in batches) == n
+    got = score(tmp_path / "m.csv", SPEC).result
+    assert got.rows == n
+    assert got.log_loss == pytest.approx(log_loss(y, np.clip(p, 2.2e-16, 1 - 2.2e-16)), rel=1e-12)
+    names = ScoreSpec(label="y", pred=("p",), classes=("no", "yes"))
+    (tmp_path / "s.csv").write_text("y,p\n" + "\n".join(f"{'yes' if a else 'no'},{b}" for a, b in zip(y, p)) + "\n")
+    assert score(tmp_path / "s.csv", names).result.log_loss == pytest.approx(got.log_loss, rel=1e-12)

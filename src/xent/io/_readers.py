@@ -85,7 +85,10 @@ def iter_batches(path: str, spec: ScoreSpec, *, batch_rows: int = DEFAULT_BATCH_
                  use_threads: bool = True) -> Iterator[Batch]:
     """Yield :class:`Batch` es of ``spec.columns`` from ``path``; raises ScoreInputError on unreadable data."""
     fmt = file_format(path)
-    reader = {"parquet": _parquet, "csv": _csv, "npy": _npy, "npz": _npz}[fmt]
+    if fmt == "csv":  # parsed by column role (label, predictions, weight)
+        yield from _csv(path, spec, batch_rows, use_threads)
+        return
+    reader = {"parquet": _parquet, "npy": _npy, "npz": _npz}[fmt]
     yield from reader(path, spec.columns, batch_rows, use_threads)
 
 
@@ -143,6 +146,9 @@ def _utf8(rb: Any, source: str, first_row: int) -> Any:
 
     columns = []
     for name, col in zip(rb.schema.names, rb.columns):
+        if not pa.types.is_binary(col.type):
+            columns.append(col)
+            continue
         try:
             columns.append(pc.cast(col, pa.string()))  # validates the UTF-8
         except pa.ArrowInvalid:
@@ -165,7 +171,7 @@ def _ragged(path: str, names: list[str], bad: Any) -> ScoreInputError:
 
         seen: list[Any] = []
         try:
-            for _ in _read_csv(path, names, 1 << 24, False, seen.append):
+            for _ in _read_csv(path, {names[0]: pa.binary()}, False, seen.append):
                 pass
         except (pa.ArrowException, OSError):
             pass
@@ -176,21 +182,19 @@ def _ragged(path: str, names: list[str], bad: Any) -> ScoreInputError:
                            row=None if number is None else number - 2, column=column)  # number: 1-based, header 1
 
 
-def _read_csv(path: str, names: list[str], block_size: int, use_threads: bool, invalid: Any,
-              include: list[str] | None = None) -> Iterator[Any]:
-    """pyarrow's streaming CSV reader: ``include`` columns as bytes, rows of the wrong width to ``invalid``."""
-    import pyarrow as pa
+CSV_BLOCK = 1 << 24  # bytes of CSV text parsed at a time (one batch)
+
+
+def _read_csv(path: str, types: dict[str, Any], use_threads: bool, invalid: Any) -> Iterator[Any]:
+    """pyarrow's streaming CSV reader over the columns of ``types``; rows of the wrong width go to ``invalid``."""
     import pyarrow.csv as pcsv
 
     def handler(row: Any) -> str:
         invalid(row)
         return "error"
 
-    include = include or names[:1]
-    # Bytes: the UTF-8 check (_utf8) and the number parsing (io._convert) then name the row and column.
-    conv = pcsv.ConvertOptions(include_columns=include, column_types={c: pa.binary() for c in include},
-                               strings_can_be_null=True)
-    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=block_size, use_threads=use_threads),
+    conv = pcsv.ConvertOptions(include_columns=list(types), column_types=types, strings_can_be_null=True)
+    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=CSV_BLOCK, use_threads=use_threads),
                            parse_options=pcsv.ParseOptions(invalid_row_handler=handler), convert_options=conv)
     while True:
         try:
@@ -199,23 +203,48 @@ def _read_csv(path: str, names: list[str], block_size: int, use_threads: bool, i
             return
 
 
-def _csv(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -> Iterator[Batch]:
+def _csv_types(spec: ScoreSpec, text: bool) -> dict[str, Any]:
+    """Column types for pyarrow's CSV parser: numbers parsed by pyarrow (the fast path), or every
+    column as bytes (``text``: the UTF-8 check and io._convert then name the row and column of a
+    value that is not a number)."""
+    import pyarrow as pa
+
+    if text:
+        return {c: pa.binary() for c in spec.columns}
+    numeric = spec.classes is None or all(isinstance(c, int) and not isinstance(c, bool) for c in spec.classes)
+    types = {spec.label: pa.int64() if numeric else pa.binary()}
+    types.update({c: pa.float64() for c in spec.columns[1:]})  # predictions and weight
+    return types
+
+
+def _csv(path: str, spec: ScoreSpec, batch_rows: int, use_threads: bool) -> Iterator[Batch]:
     import pyarrow as pa
 
     names = _csv_header(path)
     if not names:
         return
-    check_columns(path, cols, names)
+    check_columns(path, spec.columns, names)
     bad: list[Any] = []
     row = 0
-    try:
-        for rb in _read_csv(path, names, 1 << 24, use_threads, bad.append, list(dict.fromkeys(cols))):
-            yield Batch(_utf8(rb, path, row), path, row)
-            row += rb.num_rows
-    except (pa.ArrowException, OSError) as exc:
-        if bad:
-            raise _ragged(path, names, bad[0]) from None
-        raise ScoreInputError(f"cannot read CSV data after row {row}: {exc}", source=path) from None
+    for text in (False, True):
+        # The fast path parses numbers in pyarrow. A value it cannot parse (a class name, "1.0" as an
+        # integer label, spaces, bytes that are not UTF-8) restarts the read as text past the rows
+        # already folded, so that io._convert reads or locates it.
+        skip = row
+        try:
+            for rb in _read_csv(path, _csv_types(spec, text), use_threads, bad.append):
+                if skip >= rb.num_rows:
+                    skip -= rb.num_rows
+                    continue
+                rb, skip = rb.slice(skip), 0
+                yield Batch(_utf8(rb, path, row), path, row)
+                row += rb.num_rows
+            return
+        except (pa.ArrowException, OSError) as exc:
+            if bad:
+                raise _ragged(path, names, bad[0]) from None
+            if text or not (isinstance(exc, pa.ArrowInvalid) and "conversion error" in str(exc)):
+                raise ScoreInputError(f"cannot read CSV data after row {row}: {exc}", source=path) from None
 
 
 def _load_npy(path: str) -> np.ndarray:
