@@ -11,6 +11,13 @@ A batch is folded by one fused kernel that validates and sums in one pass: the
 native one (``xent._native.metrics``, compiled, multi-threaded, the GIL released)
 or its NumPy reference (:mod:`xent.metrics._kernels_numpy`), used when the
 extension is not built or ``XENT_SCORE_KERNEL=numpy``.
+
+Adding a statistic: declare its :class:`Field` below (an axis of its own, such as
+score-histogram bins, is named in ``axes`` and sized in ``_sizes``); fold it in both
+kernels (the NumPy one with ``sums.add``; the native one through a pointer in
+``Sums`` of ``src/native/metrics/kernels.hpp``, read by name in ``bind.cpp``'s
+``read_sums``); ``compute`` reads it with ``sums.total``. Merging, copying and
+pickling need nothing more: they go field by field.
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ def _isa_script() -> str:
 import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-import test_kernels as t
+import test_native_kernels as t
 from xent.metrics import BinaryState, MulticlassState
 out = {}
 for logits in (False, True):
