@@ -1,6 +1,7 @@
 """Deterministic benchmark files for bench/score.py (written to bench/data/, gitignored).
 
 binary_{N}.parquet: int8 `label`, float32 `prob` (p = sigmoid(z), z ~ N(-1, 1.5); y ~ Bernoulli(p)).
+binary_{N}.csv: the same rows as text (pyarrow's CSV writer: shortest round-trip float32 digits).
 multi10_{N}.parquet: int8 `label`, float32 `p0`..`p9` (softmax of N(0, 1.5) logits; y ~ Categorical(p)).
 """
 
@@ -59,7 +60,23 @@ def multiclass(n: int, k: int = 10) -> str:
     return path
 
 
+def binary_csv(n: int) -> str:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    path = os.path.join(DATA, f"binary_{n // 1_000_000}M.csv")
+    if os.path.exists(path):
+        return path
+    source = pq.ParquetFile(binary(n))
+    with pcsv.CSVWriter(path + ".tmp", source.schema_arrow) as w:
+        for batch in source.iter_batches(batch_size=CHUNK):
+            w.write_batch(batch)
+    os.replace(path + ".tmp", path)
+    return path
+
+
 if __name__ == "__main__":
-    for arg in sys.argv[1:] or ["binary:10", "binary:100", "multi:10"]:
+    makers = {"binary": binary, "multi": multiclass, "csv": binary_csv}
+    for arg in sys.argv[1:] or ["binary:10", "binary:100", "multi:10", "csv:10"]:
         kind, millions = arg.split(":")
-        print((binary if kind == "binary" else multiclass)(int(millions) * 1_000_000))
+        print(makers[kind](int(millions) * 1_000_000))

@@ -166,7 +166,7 @@ def test_label_not_in_class_list(tmp_path):
     fails(xent("score", f, "--label", "y", "--prob", "p", "--classes", "cat,dog"), "l.csv", "row 2",
           "column `y`", "'eel'", "not in the class list")
     f2 = _csv(tmp_path / "l2.csv", "y,p", ["0,0.5", "2,0.2"])
-    fails(xent("score", f2, "--label", "y", "--prob", "p"), "row 1", "column `y`", "label '2'")
+    fails(xent("score", f2, "--label", "y", "--prob", "p"), "row 1", "column `y`", "label 2 ")
 
 
 def test_empty_input(tmp_path):

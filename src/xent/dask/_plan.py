@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["PARQUET_SUFFIXES", "Part", "plan_parts"]
+from xent.io._paths import PARQUET_SUFFIXES  # the one list of file formats
 
-PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+__all__ = ["PARQUET_SUFFIXES", "Part", "plan_parts"]
 
 # Rows per partition: large enough that Dask's per-task cost (~1 ms) is noise,
 # small enough that 2+ workers get several partitions each on a 100M-row file.

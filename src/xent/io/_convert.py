@@ -15,15 +15,61 @@ import numpy as np
 
 from xent.metrics import BinaryState, MulticlassState, new_state
 from xent.metrics._invalid import LABEL, LOGIT, MISSING_LABEL, NAN, PARSE, RANGE, REASONS, SUM, WEIGHT, find_invalid
+from xent.io._readers import check_columns
 from xent.scoring._spec import ScoreInputError, ScoreSpec
 
 __all__ = ["state_from_table"]
 
 
+# pyarrow type name -> NumPy dtype, for zero-copy views of fixed-width numeric columns
+_NUMPY_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
+                "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "halffloat": np.float16,
+                "float": np.float32, "double": np.float64}
+
+
+def _numpy_view(x: Any) -> np.ndarray | None:
+    """A read-only NumPy view of a pyarrow array of fixed-width numbers without nulls; None otherwise.
+
+    No copy, and no pandas: pyarrow's own ``to_numpy`` (and ``pa.array``, ``pa.scalar``,
+    so ``pc.fill_null``) import pandas: a fifth of a second of start-up for every ``xent score``.
+    """
+    dtype = _NUMPY_TYPES.get(str(x.type))
+    if dtype is None or x.null_count:
+        return None
+    buf = x.buffers()[1]
+    if buf is None or len(x) == 0:
+        return np.empty(0, dtype=dtype)
+    return np.frombuffer(buf, dtype=dtype, count=len(x), offset=x.offset * np.dtype(dtype).itemsize)
+
+
+def _nulls(x: Any) -> np.ndarray:
+    """The rows of a pyarrow array that are null, from its validity bitmap."""
+    if x.null_count == 0:
+        return np.zeros(len(x), dtype=bool)
+    if x.null_count == len(x) or x.buffers()[0] is None:
+        return np.ones(len(x), dtype=bool)
+    bits = np.frombuffer(x.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little")[x.offset:x.offset + len(x)] == 0
+
+
+def _values(x: Any, fill: float) -> np.ndarray:
+    """A NumPy array of a fixed-width numeric pyarrow array, with ``fill`` for nulls (a copy only then)."""
+    view = _numpy_view(x)
+    if view is not None:
+        return view
+    dtype = _NUMPY_TYPES[str(x.type)]
+    out = np.full(len(x), fill, dtype=dtype)
+    if x.null_count < len(x):
+        keep = ~_nulls(x)
+        out[keep] = np.frombuffer(x.buffers()[1], dtype=dtype, count=len(x),
+                                  offset=x.offset * np.dtype(dtype).itemsize)[keep]
+    return out
+
+
 def _arrow_column(table: Any, name: str) -> Any:
     col = table.column(name)
-    if hasattr(col, "combine_chunks"):  # a Table's ChunkedArray
-        col = col.combine_chunks()
+    if hasattr(col, "combine_chunks"):  # a Table's ChunkedArray: one chunk is used as it is
+        col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
     return col
 
 
@@ -32,21 +78,17 @@ def _columns(table: Any, spec: ScoreSpec, source: str) -> tuple[dict[str, Any], 
     if isinstance(table, dict):
         have = list(table)
         get = table.__getitem__
-    else:
-        if hasattr(table, "iloc"):  # pandas DataFrame (a Dask partition)
-            import pyarrow as pa
+    elif hasattr(table, "iloc"):  # pandas DataFrame (a Dask partition)
+        import pyarrow as pa
 
-            missing = [c for c in spec.columns if c not in table.columns]
-            if not missing:
-                table = pa.Table.from_pandas(table[list(dict.fromkeys(spec.columns))], preserve_index=False)
-            have = list(table.columns) if missing else table.schema.names
-        else:
-            have = table.schema.names
+        have = [str(c) for c in table.columns]
+        check_columns(source, spec.columns, have, "data")
+        table = pa.Table.from_pandas(table[list(dict.fromkeys(spec.columns))], preserve_index=False)
         get = (lambda c: _arrow_column(table, c))
-    for col in spec.columns:
-        if col not in have:
-            raise ScoreInputError(f"column not found (the data has: {', '.join(map(str, have))})", source=source,
-                                  column=col)
+    else:
+        have = table.schema.names
+        get = (lambda c: _arrow_column(table, c))
+    check_columns(source, spec.columns, have, "data")
     cols = {c: get(c) for c in dict.fromkeys(spec.columns)}
     n = len(next(iter(cols.values())))
     return cols, n
@@ -70,20 +112,24 @@ def _floats(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarra
 
         x = pa.array(a.tolist())  # strings or objects: parse like text
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     t = x.type
+    # missing predictions (nulls) are NaN
     if pa.types.is_float32(t) or pa.types.is_float64(t):
-        return x.to_numpy(zero_copy_only=False), None
-    if pa.types.is_floating(t) and not pa.types.is_float64(t):
-        return pc.cast(x, pa.float32()).to_numpy(zero_copy_only=False), None
-    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
-        return pc.cast(x, pa.float64()).to_numpy(zero_copy_only=False), None
+        return _values(x, np.nan), None
+    if pa.types.is_null(t):
+        return np.full(len(x), np.nan), None
+    import pyarrow.compute as pc  # only off the fast path (start-up time)
+
+    if pa.types.is_floating(t):
+        return _values(pc.cast(x, pa.float32()), np.nan), None
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
+        return _values(pc.cast(x, pa.float64()), np.nan), None
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
         if pa.types.is_dictionary(t):
             x = pc.cast(x, pa.string())
         try:
-            return pc.cast(pc.utf8_trim_whitespace(x), pa.float64()).to_numpy(zero_copy_only=False), None
+            return _values(pc.cast(pc.utf8_trim_whitespace(x), pa.float64()), np.nan), None
         except pa.ArrowInvalid:
             pass
         out = np.full(len(x), np.nan)
@@ -112,12 +158,13 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
         else:
             return None
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     t = x.type
     if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
         return None
-    lengths = pc.fill_null(pc.list_value_length(x), -1).to_numpy(zero_copy_only=False)
+    import pyarrow.compute as pc  # only for list columns (start-up time)
+
+    lengths = _values(pc.list_value_length(x), -1)
     widths = np.unique(lengths[lengths >= 0])
     if len(widths) > 1 or (lengths < 0).any():
         bad = int(np.flatnonzero(lengths != (widths[0] if len(widths) else -2))[0]) if len(widths) else 0
@@ -129,19 +176,57 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
     return flat.reshape(len(x), k), (None if bad is None else bad.reshape(len(x), k).any(axis=1))
 
 
+def _strings(values: list[str]) -> Any:
+    """A pyarrow string array, built from its buffers (``pa.array`` imports pandas: start-up time)."""
+    import pyarrow as pa
+
+    data = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in data], out=offsets[1:])
+    return pa.LargeStringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
+
+
+def _numeric_codes(v: np.ndarray, classes: tuple[Any, ...] | None) -> np.ndarray:
+    """Class codes of numeric labels (-1 when not a class): int8/int64 labels of 0..K-1 pass through."""
+    if v.dtype == np.bool_:
+        v = v.view(np.int8)
+    if classes is None or tuple(classes) == tuple(range(len(classes))):
+        if v.dtype == np.int8 or v.dtype == np.int64:
+            return v
+        if np.issubdtype(v.dtype, np.integer):
+            return v.astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            iv = np.where(np.isfinite(v), v, -1).astype(np.int64)
+        return np.where(iv == v, iv, -1)
+    table = np.asarray([float(c) for c in classes])
+    order = np.argsort(table)
+    pos = np.clip(np.searchsorted(table[order], v), 0, len(table) - 1)
+    found = table[order][pos] == v
+    return np.where(found, order[pos], -1).astype(np.int64)
+
+
 def _label_codes(x: Any, classes: tuple[Any, ...] | None, k: int, source: str, column: str
                  ) -> tuple[np.ndarray, np.ndarray | None]:
     """Class codes (-1 when not a class) and the rows whose label is missing (or None)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not _is_arrow(x):
-        a = np.asarray(x)
-        x = pa.array(a) if a.dtype.kind in "biuf" else pa.array(a.astype(str) if a.dtype.kind == "U" else a.tolist())
-    missing = x.is_null().to_numpy(zero_copy_only=False) if x.null_count else None
-    t = x.type
     numeric_classes = classes is None or all(isinstance(c, (int, float, np.integer, np.floating))
                                              and not isinstance(c, bool) for c in classes)
+    if not _is_arrow(x):
+        a = np.asarray(x)
+        if a.dtype.kind in "biuf" and numeric_classes:
+            return _numeric_codes(a, classes), None
+        import pyarrow as pa
+
+        x = _strings(a.tolist()) if a.dtype.kind == "U" else pa.array(a if a.dtype.kind in "biuf" else a.tolist())
+    import pyarrow as pa
+
+    t = x.type
+    if numeric_classes and (pa.types.is_integer(t) or pa.types.is_floating(t)):
+        v = _numpy_view(x)  # the fast path: no nulls, read in place
+        if v is not None:
+            return _numeric_codes(v, classes), None
+    import pyarrow.compute as pc  # only off the fast path (start-up time)
+
+    missing = _nulls(x) if x.null_count else None
     if pa.types.is_dictionary(t):
         x = pc.cast(x, pa.string())
         t = x.type
@@ -158,24 +243,9 @@ def _label_codes(x: Any, classes: tuple[Any, ...] | None, k: int, source: str, c
         if not numeric_classes:
             x = pc.cast(x, pa.string())
         else:
-            if missing is not None:
-                x = pc.fill_null(x, -1)
-            v = x.to_numpy(zero_copy_only=False)
-            if classes is None or tuple(classes) == tuple(range(len(classes))):
-                if v.dtype == np.int8 or v.dtype == np.int64:
-                    return v, missing
-                if np.issubdtype(v.dtype, np.integer):
-                    return v.astype(np.int64), missing
-                iv = np.where(np.isfinite(v), v, -1).astype(np.int64)
-                return np.where(iv == v, iv, -1), missing
-            table = np.asarray([float(c) for c in classes])
-            order = np.argsort(table)
-            pos = np.clip(np.searchsorted(table[order], v), 0, len(table) - 1)
-            found = table[order][pos] == v
-            return np.where(found, order[pos], -1).astype(np.int64), missing
-    names = pa.array([str(c) for c in (classes if classes is not None else range(k))], pa.string())
-    codes = pc.fill_null(pc.index_in(pc.cast(x, pa.string()), value_set=names), -1)
-    return codes.to_numpy(zero_copy_only=False).astype(np.int64), missing
+            return _numeric_codes(_values(x, -1), classes), missing
+    names = _strings([str(c) for c in (classes if classes is not None else range(k))])
+    return _values(pc.index_in(pc.cast(x, pa.string()), value_set=names), -1).astype(np.int64), missing
 
 
 def _fmt_classes(classes: tuple[Any, ...]) -> str:
@@ -213,7 +283,8 @@ def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, 
 
 
 def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", first_row: int = 0,
-                     state: BinaryState | MulticlassState | None = None) -> BinaryState | MulticlassState:
+                     state: BinaryState | MulticlassState | None = None,
+                     threads: int | None = None) -> BinaryState | MulticlassState:
     """Validate one table (batch or partition) and fold it into ``state`` (a new state when None).
 
     Parameters
@@ -227,6 +298,8 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
         Row number of the table's first row inside ``source``, for error messages.
     state : metric state, optional
         Folded into and returned; a new one (:func:`xent.metrics.new_state`) when None.
+    threads : int, optional
+        Threads of the metric kernel (default :func:`xent.get_num_threads`).
 
     Raises
     ------
@@ -235,7 +308,7 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
         not summing to 1, a label outside the class list, a bad weight (the first
         bad row, when ``spec.on_invalid == "error"``).
     """
-    cols, n = _columns(table, spec, source)
+    cols, _ = _columns(table, spec, source)
     parse_bad = None
     multi = spec.multiclass
     if len(spec.pred) == 1:
@@ -250,15 +323,11 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
             P, parse_bad = _floats(cols[spec.pred[0]], source, spec.pred[0], first_row)
     else:
         parts = [_floats(cols[c], source, c, first_row) for c in spec.pred]
-        dtype = np.float32 if all(p.dtype == np.float32 for p, _ in parts) else np.float64
-        PT = np.empty((len(parts), n), dtype=dtype)  # class-major: contiguous copies, what the kernel reads
-        for k, (p, _) in enumerate(parts):
-            PT[k] = p
-        P = PT.T
+        P = [p for p, _ in parts]  # one column per class, read in place by the kernel
         bads = [b for _, b in parts if b is not None]
         parse_bad = np.logical_or.reduce(bads) if bads else None
         multi = True
-    k = P.shape[1] if multi else 2
+    k = (len(P) if isinstance(P, list) else P.shape[1]) if multi else 2
     if multi and spec.classes is not None and len(spec.classes) != k:
         raise ScoreInputError(f"the predictions have {k} values per row but `classes` lists {len(spec.classes)}",
                               source=source, column=spec.pred[0])
@@ -276,11 +345,15 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
         w = np.ascontiguousarray(w, dtype=np.float64)
         if wbad is not None:
             w = np.where(wbad, np.nan, w)
-    if not multi and y.dtype != np.int8:
-        y = y.astype(np.int64, copy=False)
-    if missing is None and parse_bad is None and state.fold(y, P, w) < 0:
+    if not multi:
+        P = np.ascontiguousarray(P)
+        if y.dtype != np.int8:
+            y = y.astype(np.int64, copy=False)
+    if missing is None and parse_bad is None and state.fold(y, P, w, threads=threads) < 0:
         return state
     # Slow path: one reason per bad row, then raise on the first or drop them all.
+    if isinstance(P, list):
+        P = np.stack(P, axis=1, dtype=np.result_type(*P))
     reason, col = find_invalid(y, P, w, num_classes=k, logits=spec.from_logits, tolerance=spec.tolerance)
     if parse_bad is not None:
         reason = np.where(parse_bad & (np.asarray(y) >= 0), PARSE, reason).astype(np.int8)
@@ -297,7 +370,7 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
     for code, count in zip(*np.unique(reason[~keep], return_counts=True)):
         state.add_skipped(REASONS[int(code)], int(count))
     first = state.fold(np.ascontiguousarray(y[keep]), np.ascontiguousarray(P[keep]),
-                       None if w is None else np.ascontiguousarray(w[keep]))
+                       None if w is None else np.ascontiguousarray(w[keep]), threads=threads)
     if first >= 0:  # pragma: no cover
         raise ScoreInputError("invalid row left after skipping", source=source, row=first_row)
     return state

@@ -8,19 +8,30 @@ from typing import Any
 
 from xent.scoring._spec import ScoreInputError
 
-__all__ = ["FORMATS", "expand_paths", "file_format"]
+__all__ = ["FORMATS", "PARQUET_SUFFIXES", "expand_paths", "file_format"]
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy", ".npz": "npz"}
+# The one list of the files xent reads, by the end of their name (every engine and reader uses it).
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+# CSV compressed with a codec pyarrow decompresses while it streams (gzip, bzip2, zstd, lz4, brotli)
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.lz4", ".csv.br")
+FORMATS = {**dict.fromkeys(PARQUET_SUFFIXES, "parquet"), **dict.fromkeys(CSV_SUFFIXES, "csv"), ".npy": "npy",
+           ".npz": "npz"}
+_LONGEST_FIRST = sorted(FORMATS, key=len, reverse=True)
+
+
+def _suffix(path: str) -> str | None:
+    name = os.path.basename(os.fspath(path)).lower()
+    return next((s for s in _LONGEST_FIRST if name.endswith(s)), None)
 
 
 def file_format(path: str) -> str:
-    """"parquet", "csv", "npy" or "npz" from the file name."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
+    """"parquet", "csv", "npy" or "npz" from the end of the file name (see ``FORMATS``)."""
+    suffix = _suffix(path)
+    if suffix is None:
+        ext = os.path.splitext(path)[1].lower()
         raise ScoreInputError(
-            f"unknown file type {ext or '(no extension)'!r}; expected one of {', '.join(sorted(FORMATS))}",
-            source=path)
-    return FORMATS[ext]
+            f"unknown file type {ext or '(no extension)'!r}; expected one of {', '.join(FORMATS)}", source=path)
+    return FORMATS[suffix]
 
 
 def expand_paths(paths: Any) -> list[str]:
@@ -33,7 +44,7 @@ def expand_paths(paths: Any) -> list[str]:
         if os.path.isdir(p):
             found = sorted(
                 os.path.join(root, f) for root, _, files in os.walk(p) for f in files
-                if os.path.splitext(f)[1].lower() in FORMATS
+                if _suffix(f) is not None
             )
             if not found:
                 raise ScoreInputError("directory holds no Parquet, CSV, NPY or NPZ files", source=p)

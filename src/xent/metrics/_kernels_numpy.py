@@ -1,27 +1,30 @@
-"""NumPy reference of the fused metric kernels (same signature and sums as the numba ones).
+"""NumPy reference of the one-pass metric kernels: the fallback and the tests' oracle.
 
-Used when numba is not installed or ``XENT_SCORE_KERNEL=numpy``; the tests
-check that both give the same numbers (to ~1e-13 relative: only the summation
-order differs). Logit paths use :mod:`xent.primitives`' stable helpers.
+Same signatures and the same fields as the native kernels (``xent._native.metrics``,
+``src/native/metrics/kernels.cpp``): each validates a batch, returns the first
+invalid row (and folds nothing), or folds the batch's sums into the named fields
+of ``sums`` (:class:`xent.metrics._sums.Sums`) and returns -1. Used when the
+extension is not built or ``XENT_SCORE_KERNEL=numpy``; the tests check that both
+give the same numbers (to ~1e-13 relative: only the summation order differs).
+Logit paths use :mod:`xent.primitives`' stable helpers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from xent._lib.namespace import get_namespace
-from xent.metrics._sums import merge_into
+from xent.metrics._sums import Sums
 from xent.primitives import _log_sigmoid, _log_softmax, _sigmoid
 
-__all__ = ["binary_kernel", "multiclass_kernel"]
+__all__ = ["binary", "multiclass"]
 
 
 def _first(bad: np.ndarray) -> int:
     return int(np.argmax(bad)) if bad.any() else -1
-
-
-def _fold(s: np.ndarray, c: np.ndarray, values: np.ndarray) -> None:
-    merge_into(s, c, values.astype(np.float64), np.zeros_like(s))
 
 
 def _bins(x: np.ndarray, n_bins: int) -> np.ndarray:
@@ -29,13 +32,23 @@ def _bins(x: np.ndarray, n_bins: int) -> np.ndarray:
     return np.minimum((x * n_bins).astype(np.int64), n_bins - 1)
 
 
-def binary_kernel(y, p, w, use_w, logits, eps, n_bins, s, c, bs, bc, bn):
+def _fold_bins(sums: Sums, b: np.ndarray, w: np.ndarray, prediction: np.ndarray, outcome: np.ndarray) -> None:
+    nb = len(sums.bin_rows)
+    sums.add("bin_weight", np.bincount(b, weights=w, minlength=nb))
+    sums.add("bin_prediction", np.bincount(b, weights=w * prediction, minlength=nb))
+    sums.add("bin_outcome", np.bincount(b, weights=w * outcome, minlength=nb))
+    sums.bin_rows += np.bincount(b, minlength=nb)
+
+
+def binary(y: np.ndarray, p: np.ndarray, w: np.ndarray | None, sums: Sums, logits: bool, eps: float,
+           threads: int = 1) -> int:
+    """Fold a binary batch: ``y`` (n,) labels, ``p`` (n,) probabilities or logits, ``w`` (n,) or None."""
     y64 = np.asarray(y)
     x = np.asarray(p, dtype=np.float64)
     bad = ~((y64 == 0) | (y64 == 1))
     bad |= ~np.isfinite(x) if logits else ~((x >= 0.0) & (x <= 1.0))
-    wv = np.asarray(w, dtype=np.float64) if use_w else np.ones_like(x)
-    if use_w:
+    wv = np.ones_like(x) if w is None else np.asarray(w, dtype=np.float64)
+    if w is not None:
         bad |= ~((wv >= 0.0) & (wv < np.inf))
     first = _first(bad)
     if first >= 0:
@@ -48,21 +61,34 @@ def binary_kernel(y, p, w, use_w, logits, eps, n_bins, s, c, bs, bc, bn):
     else:
         pj = x
         pc = np.clip(x, eps, 1.0 - eps)
-        loss = -np.where(yy == 1.0, np.log(pc), np.log(1.0 - pc))
+        with np.errstate(divide="ignore"):  # eps = 0: log 0 = -inf, an infinite loss
+            loss = -np.where(yy == 1.0, np.log(pc), np.log(1.0 - pc))
     hit = ((pj >= 0.5) == (yy == 1.0)).astype(np.float64)
-    sums = np.array([wv.sum(), (wv * yy).sum(), (wv * pj).sum(), (wv * loss).sum(),
-                     (wv * (pj - yy) ** 2).sum(), (wv * hit).sum()])
-    _fold(s, c, sums)
-    b = _bins(pj, n_bins)
-    binned = np.stack([np.bincount(b, weights=wv * v, minlength=n_bins) for v in (1.0, pj, yy)])
-    _fold(bs, bc, binned)
-    bn += np.bincount(b, minlength=n_bins)
+    with np.errstate(invalid="ignore"):
+        sums.add("weight", wv.sum())
+        sums.add("weighted_labels", (wv * yy).sum())
+        sums.add("weighted_predictions", (wv * pj).sum())
+        sums.add("loss", (wv * loss).sum())
+        sums.add("brier", (wv * (pj - yy) ** 2).sum())
+        sums.add("correct", (wv * hit).sum())
+    _fold_bins(sums, _bins(pj, len(sums.bin_rows)), wv, pj, yy)
+    sums.rows += len(x)
     return -1
 
 
-def multiclass_kernel(y, PT, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, cn, bs, bc, bn):
+def _matrix(columns: Any) -> np.ndarray:
+    """(n, K) float64 predictions from a 2-d array or a sequence of K columns."""
+    if isinstance(columns, np.ndarray) and columns.ndim == 2:
+        return columns.astype(np.float64)
+    cols: Sequence[Any] = columns
+    return np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
+
+
+def multiclass(y: np.ndarray, columns: Any, w: np.ndarray | None, sums: Sums, logits: bool, eps: float,
+               tolerance: float, threads: int = 1) -> int:
+    """Fold a multi-class batch: ``y`` (n,) class codes, ``columns`` (n, K) or K arrays of (n,), ``w`` (n,)."""
     y = np.asarray(y, dtype=np.int64)
-    X = np.asarray(PT, dtype=np.float64).T  # kernels take (K, n)
+    X = _matrix(columns)
     n, K = X.shape
     bad = (y < 0) | (y >= K)
     if logits:
@@ -70,9 +96,9 @@ def multiclass_kernel(y, PT, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, c
     else:
         bad |= ~((X >= 0.0) & (X <= 1.0)).all(axis=1)
         with np.errstate(invalid="ignore"):
-            bad |= ~(np.abs(X.sum(axis=1) - 1.0) <= tol)
-    wv = np.asarray(w, dtype=np.float64) if use_w else np.ones(n)
-    if use_w:
+            bad |= ~(np.abs(X.sum(axis=1) - 1.0) <= tolerance)
+    wv = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+    if w is not None:
         bad |= ~((wv >= 0.0) & (wv < np.inf))
     first = _first(bad)
     if first >= 0:
@@ -84,20 +110,23 @@ def multiclass_kernel(y, PT, w, use_w, logits, eps, tol, n_bins, s, c, cs, cc, c
         q = np.exp(logq)
     else:
         q = X
-        loss = -np.log(np.clip(q[rows, y], eps, 1.0 - eps))
+        with np.errstate(divide="ignore"):  # eps = 0: log 0 = -inf, an infinite loss
+            loss = -np.log(np.clip(q[rows, y], eps, 1.0 - eps))
     onehot = np.zeros_like(q)
     onehot[rows, y] = 1.0
     br = ((q - onehot) ** 2).sum(axis=1)
     top = np.argmax(q, axis=1)
     conf = q[rows, top]
     hit = (top == y).astype(np.float64)
-    _fold(s, c, np.array([wv.sum(), (wv * loss).sum(), (wv * br).sum(), (wv * hit).sum()]))
-    per_class = np.stack([np.bincount(y, weights=wv, minlength=K), np.bincount(y, weights=wv * loss, minlength=K),
-                          (wv[:, None] * q).sum(axis=0)])
-    _fold(cs, cc, per_class)
-    cn += np.bincount(y, minlength=K)
-    b = _bins(conf, n_bins)
-    binned = np.stack([np.bincount(b, weights=wv * v, minlength=n_bins) for v in (1.0, conf, hit)])
-    _fold(bs, bc, binned)
-    bn += np.bincount(b, minlength=n_bins)
+    with np.errstate(invalid="ignore"):
+        sums.add("weight", wv.sum())
+        sums.add("loss", (wv * loss).sum())
+        sums.add("brier", (wv * br).sum())
+        sums.add("correct", (wv * hit).sum())
+        sums.add("class_weight", np.bincount(y, weights=wv, minlength=K))
+        sums.add("class_loss", np.bincount(y, weights=wv * loss, minlength=K))
+        sums.add("class_prediction", (wv[:, None] * q).sum(axis=0))
+    sums.class_rows += np.bincount(y, minlength=K)
+    _fold_bins(sums, _bins(conf, len(sums.bin_rows)), wv, conf, hit)
+    sums.rows += n
     return -1

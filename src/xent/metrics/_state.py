@@ -1,10 +1,23 @@
 """Mergeable metric states: ``update`` (sufficient statistics), ``merge``, ``compute``.
 
-A state holds compensated float64 sums (value + rounding error, see
-:mod:`xent.metrics._sums`) and integer row counts, O(n_bins + n_classes) in
-size. ``merge`` is exact up to ~1e-16 relative, associative and
-order-independent, so any split of the data (batches, files, Dask partitions)
-gives the one-pass result. Never an average of averages.
+A state holds one named structure of sufficient statistics (:class:`Sums`, whose
+fields are listed in ``BINARY_FIELDS`` / ``MULTICLASS_FIELDS``): compensated
+float64 sums (value + rounding error) and exact int64 counts, O(n_bins +
+n_classes) in size. ``merge`` adds field by field, exactly up to ~1e-16
+relative, associatively and in any order, so any split of the data (batches,
+files, Dask partitions) gives the one-pass result. Never an average of averages.
+
+A batch is folded by one fused kernel that validates and sums in one pass: the
+native one (``xent._native.metrics``, compiled, multi-threaded, the GIL released)
+or its NumPy reference (:mod:`xent.metrics._kernels_numpy`), used when the
+extension is not built or ``XENT_SCORE_KERNEL=numpy``.
+
+Adding a statistic: declare its :class:`Field` below (an axis of its own, such as
+score-histogram bins, is named in ``axes`` and sized in ``_sizes``); fold it in both
+kernels (the NumPy one with ``sums.add``; the native one through a pointer in
+``Sums`` of ``src/native/metrics/kernels.hpp``, read by name in ``bind.cpp``'s
+``read_sums``); ``compute`` reads it with ``sums.total``. Merging, copying and
+pickling need nothing more: they go field by field.
 """
 
 from __future__ import annotations
@@ -16,25 +29,55 @@ from typing import Any
 import numpy as np
 
 from xent._lib.namespace import to_numpy
+from xent._lib.native import native
+from xent._lib.threads import get_num_threads
 from xent.metrics._invalid import REASONS, find_invalid
 from xent.metrics._results import BinaryResult, ClassRow, MulticlassResult, Reliability, entropy_nats
-from xent.metrics._sums import merge_into, total
+from xent.metrics._sums import Field, Sums
 
-__all__ = ["BinaryState", "MulticlassState", "kernels"]
+__all__ = ["BINARY_FIELDS", "MULTICLASS_FIELDS", "BinaryState", "MulticlassState", "kernels"]
+
+_CALIBRATION_FIELDS = (
+    Field("bin_weight", ("bins",), doc="sum of w per calibration bin"),
+    Field("bin_prediction", ("bins",), doc="per bin: sum of w p (binary) or of w times the top-label confidence"),
+    Field("bin_outcome", ("bins",), doc="per bin: sum of w y (binary) or of w [arg max = y] (multi-class)"),
+    Field("bin_rows", ("bins",), count=True, doc="rows per bin"),
+)
+
+BINARY_FIELDS = (
+    Field("rows", count=True, doc="rows folded in"),
+    Field("weight", doc="sum of w"),
+    Field("weighted_labels", doc="sum of w y"),
+    Field("weighted_predictions", doc="sum of w p"),
+    Field("loss", doc="sum of w loss, loss = -log(clip(p if y else 1 - p)) or -log_sigmoid(+-logit)"),
+    Field("brier", doc="sum of w (p - y)^2"),
+    Field("correct", doc="sum of w [(p >= 0.5) == y]"),
+    *_CALIBRATION_FIELDS,
+)
+
+MULTICLASS_FIELDS = (
+    Field("rows", count=True, doc="rows folded in"),
+    Field("weight", doc="sum of w"),
+    Field("loss", doc="sum of w loss, loss = -log(clip(p_y)) or -log_softmax(logits)_y"),
+    Field("brier", doc="sum of w sum_k (p_k - [y = k])^2"),
+    Field("correct", doc="sum of w [arg max p = y]"),
+    *_CALIBRATION_FIELDS,
+    Field("class_weight", ("classes",), doc="per class k: sum of w [y = k]"),
+    Field("class_loss", ("classes",), doc="per class k: sum of w loss [y = k]"),
+    Field("class_prediction", ("classes",), doc="per class k: sum of w p_k over every row"),
+    Field("class_rows", ("classes",), count=True, doc="per class k: rows labelled k"),
+)
 
 
 def kernels() -> Any:
-    """The kernel module: numba's fused one-pass kernels, or the NumPy reference.
+    """The kernels: ``xent._native.metrics``, or the NumPy reference when it is missing.
 
-    ``XENT_SCORE_KERNEL=numpy`` forces the NumPy path (identical sums up to summation order).
+    ``XENT_SCORE_KERNEL=numpy`` forces the NumPy path (the same sums up to summation order).
     """
     if os.environ.get("XENT_SCORE_KERNEL", "auto") != "numpy":
-        try:
-            from xent.metrics import _kernels_numba
-
-            return _kernels_numba
-        except ImportError:  # numba is optional (the `cli` / `fast` extras)
-            pass
+        nat = native()
+        if nat is not None:
+            return nat.metrics
     from xent.metrics import _kernels_numpy
 
     return _kernels_numpy
@@ -78,20 +121,24 @@ def _label_array(y: Any) -> np.ndarray:
     raise TypeError(f"`y_true` must hold integer class codes, got dtype {a.dtype}")
 
 
-def _class_major(P: np.ndarray, by_row: bool) -> np.ndarray:
-    """``P.T`` (shape (K, n)) in the memory order its kernel reads fastest.
-
-    The probability kernel walks each class over a block of rows (wants a contiguous
-    (K, n) array); the logit kernel walks each row over its classes (wants a
-    row-major (n, K) array, seen through ``.T``). At most one transposing copy.
-    """
-    if by_row:
-        return np.ascontiguousarray(P).T
-    return np.ascontiguousarray(P.T)
+def _columns(P: Any) -> tuple[Any, np.dtype]:
+    """What the multi-class kernel reads: a 2-d array (rows at any positive stride) or a list of columns."""
+    if isinstance(P, np.ndarray):
+        if P.strides[0] <= 0 or P.strides[1] < 0 or P.strides[0] % P.itemsize or P.strides[1] % P.itemsize:
+            P = np.ascontiguousarray(P)
+        return P, P.dtype
+    cols = list(P)
+    dtypes = {c.dtype for c in cols}
+    if len(dtypes) > 1:  # mixed float32/float64 columns: widen the float32 ones
+        cols = [c.astype(np.float64) for c in cols]
+    strides = {c.strides[0] for c in cols if len(c) > 1}
+    if len(strides) > 1 or any(st <= 0 for st in strides):
+        cols = [np.ascontiguousarray(c) for c in cols]
+    return cols, cols[0].dtype
 
 
 class _State:
-    _n_sums = 0
+    _fields: tuple[Field, ...] = ()
 
     def __init__(self, *, n_bins: int, from_logits: bool, eps: Any) -> None:
         self.n_bins = _check_n_bins(n_bins)
@@ -99,13 +146,16 @@ class _State:
         if not (eps == "auto" or (isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0 <= eps < 0.5)):
             raise ValueError(f"`eps` must be 'auto' or a number in [0, 0.5), got {eps!r}")
         self.eps = eps
-        self.rows = 0
         self.skipped: dict[str, int] = {}
-        self._s = np.zeros(self._n_sums)
-        self._c = np.zeros(self._n_sums)
-        self._bs = np.zeros((3, self.n_bins))
-        self._bc = np.zeros((3, self.n_bins))
-        self._bn = np.zeros(self.n_bins, dtype=np.int64)
+        self.sums = Sums(self._fields, self._sizes())
+
+    def _sizes(self) -> dict[str, int]:
+        return {"bins": self.n_bins}
+
+    @property
+    def rows(self) -> int:
+        """Rows folded in (skipped rows not included)."""
+        return int(self.sums.rows[0])
 
     def copy(self):
         return copy.deepcopy(self)
@@ -123,19 +173,15 @@ class _State:
                 raise ValueError(f"cannot merge states with different `{attr}`: {a!r} and {b!r}")
 
     def merge(self, other):
-        """Add ``other``'s sums into this state (in place) and return ``self``."""
+        """Add ``other``'s sums into this state (in place), field by field, and return ``self``."""
         self._check_mergeable(other)
-        merge_into(self._s, self._c, other._s, other._c)
-        merge_into(self._bs, self._bc, other._bs, other._bc)
-        self._bn += other._bn
-        self.rows += other.rows
+        self.sums.merge(other.sums)
         for reason, count in other.skipped.items():
             self.add_skipped(reason, count)
-        self._merge_extra(other)
         return self
 
-    def _merge_extra(self, other: Any) -> None:
-        pass
+    def _eps(self, dtype: np.dtype) -> float:
+        return 0.0 if self.from_logits else _resolve_eps(self.eps, dtype)
 
     def _raise_invalid(self, y, p, w, first: int) -> None:
         reason, col = find_invalid(y, p, w, num_classes=getattr(self, "num_classes", 2),
@@ -147,8 +193,8 @@ class _State:
         raise ValueError(f"invalid input at index {i}: {what}")
 
     def _reliability(self) -> Reliability:
-        bs = total(self._bs, self._bc)
-        return Reliability.from_sums(self._bn, bs[0], bs[1], bs[2])
+        t = self.sums.total
+        return Reliability.from_sums(self.sums.bin_rows, t("bin_weight"), t("bin_prediction"), t("bin_outcome"))
 
 
 class BinaryState(_State):
@@ -174,7 +220,7 @@ class BinaryState(_State):
     0.228393
     """
 
-    _n_sums = 6  # W, W*y, W*p, W*loss, W*(p-y)^2, W*correct
+    _fields = BINARY_FIELDS
 
     def __init__(self, *, n_bins: int = 15, from_logits: bool = False, eps: Any = "auto") -> None:
         super().__init__(n_bins=n_bins, from_logits=from_logits, eps=eps)
@@ -194,34 +240,27 @@ class BinaryState(_State):
             self._raise_invalid(y, p, w, first)
         return self
 
-    def fold(self, y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> int:
-        """Validated fast path for readers: returns -1 when folded, else the first bad row (state untouched)."""
-        s, c = np.zeros(6), np.zeros(6)
-        bs, bc = np.zeros((3, self.n_bins)), np.zeros((3, self.n_bins))
-        bn = np.zeros(self.n_bins, dtype=np.int64)
+    def fold(self, y: np.ndarray, p: np.ndarray, w: np.ndarray | None, *, threads: int | None = None) -> int:
+        """Validated fast path for readers: returns -1 when folded, else the first bad row (state untouched).
+
+        ``y`` int8 or int64 (n,), ``p`` float32 or float64 (n,), contiguous; ``w`` float64 (n,) or None;
+        ``threads`` for the kernel (default :func:`xent.get_num_threads`).
+        """
         if len(y) == 0:
             return -1
-        eps = 0.0 if self.from_logits else _resolve_eps(self.eps, p.dtype)
-        k = kernels()
-        first = k.binary_kernel(y, p, w if w is not None else np.zeros(1), w is not None, self.from_logits,
-                                eps, self.n_bins, s, c, bs, bc, bn)
-        if first >= 0:
-            return int(first)
-        merge_into(self._s, self._c, s, c)
-        merge_into(self._bs, self._bc, bs, bc)
-        self._bn += bn
-        self.rows += len(y)
-        return -1
+        return int(kernels().binary(y, p, w, self.sums, self.from_logits, self._eps(p.dtype),
+                                    threads or get_num_threads()))
 
     def compute(self) -> BinaryResult:
-        t = total(self._s, self._c)
-        W = t[0]
-        q = t[1] / W if W > 0 else float("nan")
+        t = self.sums.total
+        W = t("weight")
+        q = t("weighted_labels") / W if W > 0 else float("nan")
         h = entropy_nats(np.array([q, 1.0 - q])) if W > 0 else float("nan")
         mean = (lambda v: float(v / W) if W > 0 else float("nan"))
         return BinaryResult(
-            rows=self.rows, weight=float(W), log_loss=mean(t[3]), brier=mean(t[4]), accuracy=mean(t[5]),
-            entropy_prior=h, reliability=self._reliability(), positive_rate=float(q), mean_predicted=mean(t[2]),
+            rows=self.rows, weight=float(W), log_loss=mean(t("loss")), brier=mean(t("brier")),
+            accuracy=mean(t("correct")), entropy_prior=h, reliability=self._reliability(), positive_rate=float(q),
+            mean_predicted=mean(t("weighted_predictions")),
         )
 
 
@@ -240,7 +279,7 @@ class MulticlassState(_State):
         Probability rows must satisfy |sum_k p_k - 1| <= tolerance.
     """
 
-    _n_sums = 4  # W, W*loss, W*brier, W*correct
+    _fields = MULTICLASS_FIELDS
 
     def __init__(self, num_classes: int, *, classes: Any = None, n_bins: int = 15, from_logits: bool = False,
                  eps: Any = "auto", tolerance: float = 1e-4) -> None:
@@ -252,13 +291,9 @@ class MulticlassState(_State):
             raise ValueError(f"`classes` must list {self.num_classes} classes, got {len(self.classes)}")
         self.tolerance = float(tolerance)
         super().__init__(n_bins=n_bins, from_logits=from_logits, eps=eps)
-        self._cs = np.zeros((3, self.num_classes))
-        self._cc = np.zeros((3, self.num_classes))
-        self._cn = np.zeros(self.num_classes, dtype=np.int64)
 
-    def _merge_extra(self, other: MulticlassState) -> None:
-        merge_into(self._cs, self._cc, other._cs, other._cc)
-        self._cn += other._cn
+    def _sizes(self) -> dict[str, int]:
+        return {"bins": self.n_bins, "classes": self.num_classes}
 
     def update(self, y_true: Any, y_pred: Any, /, *, weights: Any = None) -> MulticlassState:
         """Fold a batch in: ``y_true`` (n,) class codes, ``y_pred`` (n, K) probabilities or logits."""
@@ -275,48 +310,36 @@ class MulticlassState(_State):
             self._raise_invalid(y, P, w, first)
         return self
 
-    def fold(self, y: np.ndarray, P: np.ndarray, w: np.ndarray | None) -> int:
+    def fold(self, y: np.ndarray, P: Any, w: np.ndarray | None, *, threads: int | None = None) -> int:
         """Validated fast path for readers: returns -1 when folded, else the first bad row (state untouched).
 
-        ``P`` has shape (n, K); the kernels read ``P.T``, so a transposed view of a
-        contiguous (K, n) array (one row per class column) is the fastest layout.
+        ``P`` is an (n, K) array (any strides), or a sequence of K arrays of shape (n,)
+        (one column per class: read where they are, no copy). ``y`` int8 or int64 (n,),
+        ``w`` float64 (n,) or None; ``threads`` for the kernel (default :func:`xent.get_num_threads`).
         """
         if len(y) == 0:
             return -1
-        K, nb = self.num_classes, self.n_bins
-        s, c = np.zeros(4), np.zeros(4)
-        cs, cc, cn = np.zeros((3, K)), np.zeros((3, K)), np.zeros(K, dtype=np.int64)
-        bs, bc, bn = np.zeros((3, nb)), np.zeros((3, nb)), np.zeros(nb, dtype=np.int64)
-        eps = 0.0 if self.from_logits else _resolve_eps(self.eps, P.dtype)
-        first = kernels().multiclass_kernel(
-            y if y.dtype in (np.int8, np.int64) else y.astype(np.int64), _class_major(P, self.from_logits),
-            w if w is not None else np.zeros(1),
-            w is not None, self.from_logits, eps, self.tolerance, nb, s, c, cs, cc, cn, bs, bc, bn)
-        if first >= 0:
-            return int(first)
-        merge_into(self._s, self._c, s, c)
-        merge_into(self._cs, self._cc, cs, cc)
-        merge_into(self._bs, self._bc, bs, bc)
-        self._cn += cn
-        self._bn += bn
-        self.rows += len(y)
-        return -1
+        columns, dtype = _columns(P)
+        return int(kernels().multiclass(y if y.dtype in (np.int8, np.int64) else y.astype(np.int64), columns, w,
+                                        self.sums, self.from_logits, self._eps(dtype), self.tolerance,
+                                        threads or get_num_threads()))
 
     def compute(self) -> MulticlassResult:
-        t = total(self._s, self._c)
-        cs = total(self._cs, self._cc)
-        W = t[0]
+        t = self.sums.total
+        W = t("weight")
+        cw, closs, cpred = t("class_weight"), t("class_loss"), t("class_prediction")
         nan = float("nan")
-        prior = cs[0] / W if W > 0 else np.full(self.num_classes, nan)
+        prior = cw / W if W > 0 else np.full(self.num_classes, nan)
         rows = tuple(
-            ClassRow(label=self.classes[k], rows=int(self._cn[k]), weight=float(cs[0, k]), prior=float(prior[k]),
-                     log_loss=float(cs[1, k] / cs[0, k]) if cs[0, k] > 0 else nan,
-                     mean_predicted=float(cs[2, k] / W) if W > 0 else nan,
-                     calibration_ratio_pred_over_obs=float(cs[2, k] / cs[0, k]) if cs[0, k] > 0 else nan)
+            ClassRow(label=self.classes[k], rows=int(self.sums.class_rows[k]), weight=float(cw[k]),
+                     prior=float(prior[k]), log_loss=float(closs[k] / cw[k]) if cw[k] > 0 else nan,
+                     mean_predicted=float(cpred[k] / W) if W > 0 else nan,
+                     calibration_ratio_pred_over_obs=float(cpred[k] / cw[k]) if cw[k] > 0 else nan)
             for k in range(self.num_classes)
         )
         mean = (lambda v: float(v / W) if W > 0 else nan)
         return MulticlassResult(
-            rows=self.rows, weight=float(W), log_loss=mean(t[1]), brier=mean(t[2]), accuracy=mean(t[3]),
-            entropy_prior=entropy_nats(prior) if W > 0 else nan, reliability=self._reliability(), classes=rows,
+            rows=self.rows, weight=float(W), log_loss=mean(t("loss")), brier=mean(t("brier")),
+            accuracy=mean(t("correct")), entropy_prior=entropy_nats(prior) if W > 0 else nan,
+            reliability=self._reliability(), classes=rows,
         )

@@ -1,8 +1,9 @@
 """The local engine: read batches on one thread, fold them into a metric state on another.
 
 pyarrow decodes the next batch (with its own thread pool) while the fused
-numba kernel, which releases the GIL, folds the current one: decode and
-compute overlap, and memory stays at a few batches whatever the file size.
+native kernel, which releases the GIL and runs on its own threads, folds the
+current one: decode and compute overlap, and memory stays at a few batches
+whatever the file size.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def score(paths: Any, spec: ScoreSpec, *, threads: int | None = None, progress: 
     spec : ScoreSpec
         Columns and options.
     threads : int, optional
-        Threads for decoding (pyarrow's pool); 1 reads and computes on one
-        thread. Default: all cores.
+        Threads for decoding (pyarrow's pool) and for the metric kernel; 1
+        reads and computes on one thread. Default: :func:`xent.get_num_threads`
+        for the kernel (all cores, or ``XENT_NUM_THREADS``), all cores for decoding.
     progress : bool
         Draw a progress bar on stderr (rows, rows/s, ETA when the total is known).
 
@@ -115,7 +117,8 @@ def _score(files: list[str], spec: ScoreSpec, threads: int | None, progress: boo
     state = None
     try:
         for b in batches:
-            state = state_from_table(b.table, spec, source=b.source, first_row=b.first_row, state=state)
+            state = state_from_table(b.table, spec, source=b.source, first_row=b.first_row, state=state,
+                                     threads=threads)
             if bar is not None:
                 bar.advance(b.num_rows)
     finally:
