@@ -53,7 +53,7 @@ def max_rel_diff(a: Any, b: Any) -> float:
 
 
 def best_of(fn: Any, reps: int) -> tuple[float, Any]:
-    out = fn()  # warm-up: imports, numba kernels, page cache
+    out = fn()  # warm-up: imports, the native kernels, page cache
     best = math.inf
     for _ in range(reps):
         t = time.perf_counter()

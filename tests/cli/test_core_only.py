@@ -1,4 +1,4 @@
-"""A core-only install (no pyarrow, matplotlib, numba, dask): every command that needs an extra says
+"""A core-only install (no pyarrow, matplotlib, dask): every command that needs an extra says
 which one in one line on stderr and exits 2, never with a traceback.
 
 The missing modules are simulated in a fresh interpreter by a meta-path finder that refuses to import
@@ -45,7 +45,7 @@ def run(argv):
 data = "examples/data/ctr_sample.parquet"
 cols = ["--label", "clicked", "--prob", "p_click"]
 results = []
-BLOCKED.update({"pyarrow", "matplotlib", "numba", "dask", "distributed"})
+BLOCKED.update({"pyarrow", "matplotlib", "dask", "distributed"})
 import xent  # the core imports without any extra
 results.append(run(["score", data, *cols]))
 results.append(run(["score", data, *cols, "--engine", "dask", "--workers", "1"]))

@@ -27,7 +27,7 @@ class CLIError(Exception):
 
 # The optional dependencies the commands import, and the extra of the xent-ml distribution
 # (pyproject.toml [project.optional-dependencies]) that installs each.
-EXTRAS = {"pyarrow": "cli", "matplotlib": "cli", "numba": "cli", "dask": "dask", "distributed": "dask"}
+EXTRAS = {"pyarrow": "cli", "matplotlib": "cli", "dask": "dask", "distributed": "dask"}
 
 
 def install_hint(module: str, what: str) -> str:

@@ -100,8 +100,8 @@ def open_client(
     import dask
     from distributed.utils import get_mp_context
 
-    # Workers forked from one warmed forkserver: no per-worker imports or numba cache
-    # loads (~1 s each), and a forked worker exits by os._exit, so shutdown is ~0.7 s faster.
+    # Workers forked from one warmed forkserver: no per-worker imports
+    # (~1 s each), and a forked worker exits by os._exit, so shutdown is ~0.7 s faster.
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         # replaces distributed's preload list; ignored if this process's forkserver already runs
         get_mp_context().set_forkserver_preload(["distributed", "xent.dask._warm"])

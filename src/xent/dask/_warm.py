@@ -1,8 +1,8 @@
 """Imported once by the forkserver that forks the worker processes of a LocalCluster we own.
 
-Importing it loads pyarrow, the local engine and its numba kernels, and scores a
+Importing it loads pyarrow, the local engine and its native kernels, and scores a
 two-row table, so that every worker forked afterwards inherits all of it
-instead of paying ~1 s of imports and kernel-cache loads in each process. It
+instead of paying ~1 s of imports in each process. It
 starts no threads (forking a threaded process is unsafe).
 """
 
