@@ -46,15 +46,18 @@ def row_weights(target: torch.Tensor, class_weights: torch.Tensor | None, ignore
     return safe, valid, c
 
 
-def reduction_scale(target, class_weights, opts: LossOptions, dtype: torch.dtype):
-    """(inv, scale): 1 / sum_i c_i in the accumulation dtype, and the gradient's row scale in ``dtype``.
+def reduction_scale(target, class_weights, opts: LossOptions, dtype: torch.dtype, sample_weights=None):
+    """(inv, scale): 1 / sum_i s_i c_i in the accumulation dtype, and the gradient's row scale in ``dtype``.
 
+    ``sample_weights`` (N,) are the core API's per-example weights ``s_i`` (1 when None).
     A mean over zero total weight is defined as 0 with zero gradient (PyTorch gives NaN),
     chosen with ``where`` on device: no host synchronisation.
     """
     device = target.device
     acc = torch.float32 if device.type == "mps" else torch.float64  # float64 sums (MPS has none)
     _, _, c = row_weights(target, class_weights, opts.ignore_index, dtype)
+    if sample_weights is not None:
+        c = c * sample_weights
     denom = c.to(acc).sum()
     inv = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), torch.zeros((), dtype=acc, device=device))
     scale = inv.to(dtype) if opts.reduction == "mean" else torch.ones((), dtype=dtype, device=device)

@@ -16,6 +16,10 @@ its backward recomputes the logits chunk by chunk from the saved per-row
 log-sum-exp (four matmuls in total). The forward-pass gradients are scaled in
 place and handed out once; a second backward through the same graph
 (``retain_graph=True``, gradcheck) takes the recomputation path, so it is exact too.
+A backward that builds a graph (``create_graph=True``: gradient penalties,
+Hessian-vector products) differentiates the materialised formula of
+:func:`xent.torch._reference.reference_loss` instead, so it is exact to any order
+(and costs the N x V logits once).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import torch
 
 from xent.torch._kernel import LossOptions, reduce_rows, reduction_scale, row_weights, rows_loss_
+from xent.torch._reference import reference_loss
 
 __all__ = ["LinearCrossEntropyFunction", "fused_linear_cross_entropy"]
 
@@ -119,9 +124,9 @@ def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: 
             staged_from = stop
     if lse is not None:
         return None, None, valid
-    if n == 0:
-        empty = torch.zeros((0,), dtype=cdt, device=hidden.device)
-        return empty, empty, valid
+    if n == 0:  # two tensors: the loss is differentiable, the lse is marked as not
+        return (torch.zeros((0,), dtype=cdt, device=hidden.device), torch.zeros((0,), dtype=cdt, device=hidden.device),
+                valid)
     return torch.cat(losses), torch.cat(lses), valid
 
 
@@ -163,6 +168,9 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_lse):
         nones = (None,) * 7
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
+            ctx.fused = None
+            return (*_differentiable_grads(ctx, grad_out), *nones)
         if ctx.fused is not None:
             # Gradients from the forward pass, scaled in place: no second V x d buffer.
             # They are handed out once; a later backward (retain_graph=True) recomputes.
@@ -183,6 +191,24 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         if grad_b is not None:
             grad_b = grad_b.to(bias.dtype)
         return (grad_h, grad_w, grad_b, *nones)
+
+
+def _differentiable_grads(ctx, grad_out):
+    """Gradients of the materialised formula (:func:`reference_loss`), built as a graph.
+
+    Only a backward with ``create_graph=True`` comes here (gradient penalties, Hessian-vector
+    products): it materialises the N x V logits once, in float32 (float64 for float64 inputs).
+    """
+    hidden, weight, bias, target, class_weights, _ = ctx.saved_tensors
+    inputs = [x for x, need in zip((hidden, weight, bias), ctx.needs_input_grad[:3]) if need]
+    with torch.enable_grad():
+        cdt = torch.promote_types(hidden.dtype, torch.float32)
+        z = hidden.to(cdt) @ weight.to(cdt).t()
+        if bias is not None:
+            z = z + bias.to(cdt)
+        out, _ = reference_loss(z, target, ctx.opts, class_weights)
+        got = iter(torch.autograd.grad(out, inputs, grad_out.to(out.dtype), create_graph=True))
+    return tuple(next(got) if need else None for need in ctx.needs_input_grad[:3])
 
 
 def fused_linear_cross_entropy(hidden, weight, bias, target, class_weights, opts, rows):

@@ -170,7 +170,7 @@ def linear_cross_entropy(
         raise ValueError(
             f"`target` must have shape {tuple(hidden.shape[:-1])} (hidden.shape[:-1]), got {tuple(target.shape)}"
         )
-    check_target(target, num_classes=v, ignore_index=opts.ignore_index)
+    target = check_target(target, num_classes=v, ignore_index=opts.ignore_index)
     cdt = compute_dtype(hidden.dtype)
     cw = check_class_weights(class_weights, num_classes=v, like=torch.empty((), dtype=cdt, device=hidden.device))
     # Chunk logits of ~64 MiB (float32 inputs) or ~32 MiB (low precision, whose float32
@@ -235,7 +235,7 @@ def cross_entropy(
             f"got {tuple(target.shape)}"
         )
     n_classes = input.shape[0] if input.dim() == 1 else input.shape[1]
-    check_target(target, num_classes=n_classes, ignore_index=opts.ignore_index)
+    target = check_target(target, num_classes=n_classes, ignore_index=opts.ignore_index)
     cdt = compute_dtype(input.dtype)
     cw = check_class_weights(class_weights, num_classes=n_classes,
                              like=torch.empty((), dtype=cdt, device=input.device))
@@ -243,7 +243,8 @@ def cross_entropy(
     z2 = z.reshape(-1, n_classes)
     rows = rows or default_rows(n_classes, target_bytes=2**20, lo=8)
     need_grad = torch.is_grad_enabled() and input.requires_grad
-    loss, lse = CrossEntropyFunction.apply(z2, target.reshape(-1).to(device=input.device), cw, opts, rows, need_grad)
+    t1 = target.reshape(-1).to(device=input.device)
+    loss, lse = CrossEntropyFunction.apply(z2, t1, cw, None, opts, rows, need_grad)
     if opts.reduction == "none":
         loss = loss.reshape(target.shape)
     lse = lse.reshape(target.shape)
