@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from xent._lib.namespace import as_float_array, is_numpy_namespace, scalar, to_result
+from xent._lib.namespace import as_float_array, is_numpy_namespace, library_name, scalar, to_result
 from xent._lib.validation import (
     check_base,
     check_choice,
@@ -122,14 +122,21 @@ def prepare_weights(
 
 
 def try_engine(op: str, xp: Any, *args: Any, **kwargs: Any) -> Any:
-    """Hand validated NumPy logits to the fast engine; ``NotImplemented`` means 'run the reference'.
+    """Hand validated logits to a fast kernel; ``NotImplemented`` means 'run the reference'.
 
-    Kernels follow the contract in :mod:`xent.engine` and return ``(loss, grad)`` in nats.
+    NumPy arrays go to the CPU engine, torch tensors to :mod:`xent.torch`'s kernels
+    (:mod:`xent.torch._route`). Kernels follow the contract in :mod:`xent.engine` and
+    return ``(loss, grad)`` in nats; ``use_engine("reference")`` turns both off.
     """
-    if not is_numpy_namespace(xp):
+    torch_tensors = library_name(args[0]) == "torch"
+    if not (torch_tensors or is_numpy_namespace(xp)):
         return NotImplemented
     from xent import engine
 
+    if torch_tensors:
+        from xent.torch._route import dispatch  # torch is optional: loaded only when its tensors arrive
+
+        return NotImplemented if engine.get_engine() == "reference" else dispatch(op, *args, **kwargs)
     return engine.dispatch(op, *args, **kwargs)
 
 
