@@ -82,13 +82,19 @@ def stage_rows(rows: int, num_classes: int, *, target_bytes: int = 128 * 2**20) 
 
 
 def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: int, *, scale, lse=None,
-          grad_h=None, grad_w=None, grad_b=None, need=(False, False, False)):
-    """Run the chunks. ``scale``: None (loss only), a scalar tensor, or per-row (N,) tensor."""
+          grad_h=None, grad_w=None, grad_b=None, need=(False, False, False), shard=None):
+    """Run the chunks. ``scale``: None (loss only), a scalar tensor, or per-row (N,) tensor.
+
+    ``shard`` (a :class:`~xent.torch._vocab_parallel.VocabShard`): ``weight`` and ``bias`` are this
+    rank's rows of the vocabulary; ``class_weights`` and the labels are global.
+    """
     n = hidden.shape[0]
     v = weight.shape[0]
     cdt = torch.promote_types(hidden.dtype, torch.float32)
     safe, valid, _ = row_weights(target, class_weights, opts.ignore_index, cdt)
-    sum_w = 1.0 * v if class_weights is None else class_weights.sum()
+    n_classes = v if shard is None else shard.n_classes
+    sum_w = 1.0 * n_classes if class_weights is None else class_weights.sum()
+    chunk_loss_ = rows_loss_ if shard is None else shard.rows_loss_
     need_h, need_w, need_b = need
     buf = torch.empty((min(rows, n), v), dtype=cdt, device=hidden.device)
     low = scale is not None and weight.dtype != cdt and (need_h or need_w)
@@ -103,7 +109,7 @@ def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: 
         h = hidden[start:stop]
         _chunk_logits(b, h, weight, bias, cdt)
         s = None if scale is None else (scale if scale.dim() == 0 else scale[start:stop])
-        l_c, lse_c = rows_loss_(
+        l_c, lse_c = chunk_loss_(
             b, safe[start:stop], valid[start:stop], opts, class_weights, sum_w,
             grad_scale=s, lse=None if lse is None else lse[start:stop],
         )
@@ -134,7 +140,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
     """autograd Function behind :func:`xent.torch.linear_cross_entropy` (2-D hidden, 1-D target)."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, target, class_weights, opts, rows, need_h, need_w, need_b):
+    def forward(ctx, hidden, weight, bias, target, class_weights, opts, rows, need_h, need_w, need_b, shard):
         cdt = torch.promote_types(hidden.dtype, torch.float32)
         need = (need_h, need_w, need_b)
         inv, scale = reduction_scale(target, class_weights, opts, cdt)
@@ -148,7 +154,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
             if need_b:
                 grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device)
         losses, lse, _ = _loop(hidden, weight, bias, target, class_weights, opts, rows, scale=scale if fused else None,
-                               grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=need)
+                               grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=need, shard=shard)
         ctx.save_for_backward(hidden, weight, bias, target, class_weights, lse)
         out = reduce_rows(losses, inv, opts)
         ctx.fused = None
@@ -162,21 +168,30 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         ctx.opts = opts
         ctx.rows = rows
         ctx.need = need
+        ctx.shard = shard
         ctx.mark_non_differentiable(lse)
         return out, lse
 
     @staticmethod
     def backward(ctx, grad_out, grad_lse):
-        nones = (None,) * 7
+        nones = (None,) * 8
+        shard = ctx.shard
         if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
+            if shard is not None:
+                raise NotImplementedError(
+                    "xent.torch.linear_cross_entropy with `group=` supports first derivatives only: "
+                    "a backward with create_graph=True (double backward) is not implemented for vocabulary shards"
+                )
             ctx.fused = None
             return (*_differentiable_grads(ctx, grad_out), *nones)
         if ctx.fused is not None:
             # Gradients from the forward pass, scaled in place: no second V x d buffer.
             # They are handed out once; a later backward (retain_graph=True) recomputes.
-            grads = tuple(None if g is None else g.mul_(grad_out.to(g.dtype)) for g in ctx.fused)
+            grad_h, grad_w, grad_b = (None if g is None else g.mul_(grad_out.to(g.dtype)) for g in ctx.fused)
             ctx.fused = None
-            return (*grads, *nones)
+            if shard is not None:
+                grad_h = shard.reduce_hidden_grad(grad_h)
+            return (grad_h, grad_w, grad_b, *nones)
         hidden, weight, bias, target, class_weights, lse = ctx.saved_tensors
         need_h, need_w, need_b = ctx.need
         cdt = lse.dtype
@@ -185,7 +200,9 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         grad_w = torch.zeros(weight.shape, dtype=cdt, device=weight.device) if need_w else None
         grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device) if need_b else None
         _loop(hidden, weight, bias, target, class_weights, ctx.opts, ctx.rows, scale=scale, lse=lse,
-              grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=ctx.need)
+              grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=ctx.need, shard=shard)
+        if shard is not None:
+            grad_h = shard.reduce_hidden_grad(grad_h)
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
         if grad_b is not None:
@@ -211,11 +228,11 @@ def _differentiable_grads(ctx, grad_out):
     return tuple(next(got) if need else None for need in ctx.needs_input_grad[:3])
 
 
-def fused_linear_cross_entropy(hidden, weight, bias, target, class_weights, opts, rows):
+def fused_linear_cross_entropy(hidden, weight, bias, target, class_weights, opts, rows, shard=None):
     """Dispatch to the Function with the needs-grad flags resolved (2-D hidden, 1-D target)."""
     grad_on = torch.is_grad_enabled()
     need_h = grad_on and hidden.requires_grad
     need_w = grad_on and weight.requires_grad
     need_b = grad_on and bias is not None and bias.requires_grad
     return LinearCrossEntropyFunction.apply(hidden, weight, bias, target, class_weights, opts, rows,
-                                            need_h, need_w, need_b)
+                                            need_h, need_w, need_b, shard)

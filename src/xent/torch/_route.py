@@ -28,8 +28,8 @@ from typing import Any
 import torch
 
 from xent.torch._kernel import LossOptions, reduce_rows, reduction_scale
-from xent.torch._logits import CrossEntropyFunction, logits_rows
-from xent.torch._options import compiling, compute_dtype, default_rows
+from xent.torch._logits import CrossEntropyFunction, logits_block_rows, logits_rows
+from xent.torch._options import compiling, compute_dtype
 
 __all__ = ["dispatch"]
 
@@ -74,7 +74,7 @@ def sparse_categorical_cross_entropy(
                        label_smoothing=label_smoothing, z_loss=0.0, softcap=None, reduction=reduction)
     cw = None if class_weights is None else class_weights.to(cdt)
     sw = None if weights is None else weights.reshape(-1).to(cdt)
-    rows = default_rows(n_classes, target_bytes=2**20, lo=8)
+    rows = logits_block_rows(n_classes)
     if return_grad:
         inv, scale = reduction_scale(target, cw, opts, cdt, sw)
         losses, _, grad = logits_rows(z2, target, cw, sw, opts, rows, scale)
