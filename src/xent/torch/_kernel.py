@@ -86,9 +86,13 @@ def softcap_(buf: torch.Tensor, opts: LossOptions, keep_tanh: bool) -> torch.Ten
     """buf <- s * tanh(buf / s) in place; returns tanh(z / s) when the gradient will need it."""
     if opts.softcap is None:
         return None
-    buf.div_(opts.softcap).tanh_()
-    tanh = buf.clone() if keep_tanh else None  # d(s tanh(z/s))/dz = 1 - tanh^2, needed after buf turns into p
-    buf.mul_(opts.softcap)
+    if not keep_tanh:
+        buf.div_(opts.softcap).tanh_().mul_(opts.softcap)
+        return None
+    # d(s tanh(z/s))/dz = 1 - tanh^2 is needed after buf turns into p. Out of place: inductor
+    # (torch 2.13) miscompiled buf.tanh_() then buf.clone() on a buffer reused across chunks.
+    tanh = torch.tanh(buf / opts.softcap)
+    torch.mul(tanh, opts.softcap, out=buf)
     return tanh
 
 

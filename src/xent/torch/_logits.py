@@ -15,13 +15,11 @@ so gradient penalties and Hessian-vector products are exact.
 
 from __future__ import annotations
 
-import threading
-
 import torch
 
 from xent.torch._kernel import grad_, reduce_rows, reduction_scale, row_losses, row_weights, rows_loss_, softcap_
 from xent.torch._options import default_rows
-from xent.torch._parallel import for_blocks, threaded
+from xent.torch._parallel import for_blocks, thread_buffer, threaded
 from xent.torch._reference import reference_loss
 from xent.torch._vocab_parallel import stats_width
 
@@ -104,18 +102,12 @@ def logits_rows(logits, target, class_weights, sample_weights, opts, rows, scale
     if need_grad:
         def buffer(start, stop):
             return grad[start:stop]
-    elif not threaded(device, n_blocks):  # the blocks only need their loss and lse: one reused buffer
-        one = torch.empty((min(rows, n), width), dtype=cdt, device=device)
+    else:  # the blocks only need their loss and lse: one reused buffer per thread
+        scratch = thread_buffer(lambda: torch.empty((min(rows, n), width), dtype=cdt, device=device),
+                                threaded(device, n_blocks))
 
         def buffer(start, stop):
-            return one[: stop - start]
-    else:  # one reused buffer per thread
-        local = threading.local()
-
-        def buffer(start, stop):
-            if not hasattr(local, "buf"):
-                local.buf = torch.empty((min(rows, n), width), dtype=cdt, device=device)
-            return local.buf[: stop - start]
+            return scratch()[: stop - start]
 
     def block(k: int) -> None:
         start = k * rows

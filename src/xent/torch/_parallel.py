@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["for_blocks", "threaded"]
+__all__ = ["for_blocks", "thread_buffer", "threaded"]
 
 _local = threading.local()
 _lock = threading.Lock()
@@ -71,17 +71,41 @@ def _pool(size: int) -> _Pool:
 
 def threaded(device: torch.device, n_blocks: int) -> bool:
     """Whether :func:`for_blocks` would spread ``n_blocks`` over threads (CPU, eager, several threads)."""
+    if torch.compiler.is_compiling():  # first: nothing below may be traced
+        return False
     return (device.type == "cpu" and n_blocks > 1 and torch.get_num_threads() > 1
-            and not torch.compiler.is_compiling() and not getattr(_local, "worker", False))
+            and not getattr(_local, "worker", False))
 
 
-def for_blocks(n_blocks: int, fn: Callable[[int], None], device: torch.device) -> None:
+def thread_buffer(make: Callable[[], torch.Tensor], threads: bool) -> Callable[[], torch.Tensor]:
+    """A function giving the calling thread its own scratch tensor ``make()``, made on first use.
+
+    ``threads=False`` (blocks run on one thread, as under ``torch.compile``): one tensor, no
+    thread-local state.
+    """
+    if not threads:
+        one: list[torch.Tensor] = []
+        return lambda: one[0] if one else one.append(make()) or one[0]
+    local = threading.local()
+
+    def get() -> torch.Tensor:
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = make()
+        return buf
+
+    return get
+
+
+def for_blocks(n_blocks: int, fn: Callable[[int], None], device: torch.device, *, serial: bool = False) -> None:
     """Call ``fn(k)`` for ``k`` in ``range(n_blocks)``, on the pool when :func:`threaded` says so.
+
+    ``serial=True`` runs them in order on the calling thread (blocks that call collectives).
 
     Each block must write only its own rows. Blocks run under ``torch.no_grad()``.
     The first exception raised by a block is re-raised here once every thread has stopped.
     """
-    if not threaded(device, n_blocks):
+    if serial or not threaded(device, n_blocks):
         for k in range(n_blocks):
             fn(k)
         return

@@ -202,12 +202,11 @@ def linear_cross_entropy(
     cdt = compute_dtype(hidden.dtype)
     cw = check_class_weights(class_weights, num_classes=n_classes,
                              like=torch.empty((), dtype=cdt, device=hidden.device))
-    # Chunk logits of ~64 MiB (float32 inputs) or ~32 MiB (low precision, whose float32
-    # grad_weight accumulator already costs V x d x 4 bytes): large enough for full-speed matmuls.
+    # Chunks of ~64 MiB of float32 logits (large enough for full-speed matmuls), or ~128 MiB
+    # of low-precision ones (each one a pass over the float32 grad_weight accumulator).
     # Sharded: sized by the largest slice, so that every rank runs the same chunks (and collectives).
     width = v if shard is None else max(shard.sizes)
-    rows = rows or default_rows(width, lo=64,
-                                target_bytes=(64 if hidden.dtype in (torch.float32, torch.float64) else 32) * 2**20)
+    rows = rows or default_rows(width, lo=64, target_bytes=(64 if cdt == hidden.dtype else 256) * 2**20)
     h2 = hidden.reshape(-1, hidden.shape[-1])
     t1 = target.reshape(-1).to(device=hidden.device)
     loss, lse = fused_linear_cross_entropy(h2, weight, bias, t1, cw, opts, rows, shard)
