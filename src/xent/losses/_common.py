@@ -11,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from xent._lib.namespace import as_float_array, is_numpy_namespace, library_name, scalar, to_result
+from xent._lib.namespace import (
+    as_float_array,
+    is_numpy_namespace,
+    library_name,
+    scalar,
+    to_result,
+)
 from xent._lib.validation import (
     check_base,
     check_choice,
@@ -134,7 +140,8 @@ def try_engine(op: str, xp: Any, *args: Any, **kwargs: Any) -> Any:
     from xent import engine
 
     if torch_tensors:
-        from xent.torch._route import dispatch  # torch is optional: loaded only when its tensors arrive
+        # torch is optional: its face is loaded only when torch tensors arrive
+        from xent.torch._route import dispatch
 
         return NotImplemented if engine.get_engine() == "reference" else dispatch(op, *args, **kwargs)
     return engine.dispatch(op, *args, **kwargs)

@@ -29,7 +29,13 @@ from __future__ import annotations
 
 import torch
 
-from xent.torch._kernel import LossOptions, reduce_rows, reduction_scale, row_weights, rows_loss_
+from xent.torch._kernel import (
+    LossOptions,
+    reduce_rows,
+    reduction_scale,
+    row_weights,
+    rows_loss_,
+)
 from xent.torch._logits import logits_block_rows
 from xent.torch._parallel import for_blocks, thread_buffer, threaded
 from xent.torch._reference import reference_loss

@@ -17,7 +17,15 @@ from __future__ import annotations
 
 import torch
 
-from xent.torch._kernel import grad_, reduce_rows, reduction_scale, row_losses, row_weights, rows_loss_, softcap_
+from xent.torch._kernel import (
+    grad_,
+    reduce_rows,
+    reduction_scale,
+    row_losses,
+    row_weights,
+    rows_loss_,
+    softcap_,
+)
 from xent.torch._options import default_rows
 from xent.torch._parallel import for_blocks, thread_buffer, threaded
 from xent.torch._reference import reference_loss

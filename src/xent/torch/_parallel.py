@@ -123,7 +123,7 @@ def for_blocks(n_blocks: int, fn: Callable[[int], None], device: torch.device, *
                     if k >= n_blocks:
                         break
                     fn(k)
-        except BaseException as exc:  # re-raised in the caller below
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller below
             failed.append(exc)
         finally:
             done.release()

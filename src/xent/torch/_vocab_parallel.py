@@ -23,6 +23,7 @@ Collectives used: ``all_gather_single`` (``all_gather_into_tensor`` before torch
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +118,7 @@ class VocabShard:
         if class_weights is None:
             return torch.tensor(self.sizes, dtype=like.dtype, device=like.device)
         cuts = list(_cumsum(self.sizes))
-        return torch.stack([class_weights[a:b].sum() for a, b in zip(cuts[:-1], cuts[1:])]).to(like.dtype)
+        return torch.stack([class_weights[a:b].sum() for a, b in itertools.pairwise(cuts)]).to(like.dtype)
 
     def rows_loss_(self, buf, safe, valid, opts: LossOptions, class_weights, sum_w, *, grad_scale=None, lse=None):
         """:func:`xent.torch._kernel.rows_loss_` for this rank's columns of the logits (one ``all_gather``).

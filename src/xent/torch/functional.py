@@ -9,7 +9,6 @@ import torch
 from xent.losses._common import check_flag
 from xent.torch._linear import fused_linear_cross_entropy
 from xent.torch._logits import CrossEntropyFunction, logits_block_rows
-from xent.torch._vocab_parallel import vocab_shard
 from xent.torch._options import (
     check_chunk_size,
     check_class_weights,
@@ -19,6 +18,7 @@ from xent.torch._options import (
     compute_dtype,
     default_rows,
 )
+from xent.torch._vocab_parallel import vocab_shard
 
 __all__ = ["cross_entropy", "linear_cross_entropy"]
 
@@ -71,15 +71,17 @@ def linear_cross_entropy(
     label_smoothing=e, ignore_index=..., reduction=...)`` and
     ``xent.sparse_categorical_cross_entropy`` on the materialised logits.
 
-    Rows are processed ``chunk_size`` at a time; per chunk the logits, softmax
-    and gradient are float32 (float64 for float64 inputs), and ``grad_weight`` /
-    ``grad_bias`` are accumulated in float32 whatever the input dtype, then
-    returned in the parameter's dtype. With ``reduction="mean"``/``"sum"`` the
-    gradients are computed during the forward pass and kept until backward (like
-    Liger Kernel); ``reduction="none"`` recomputes the logits in backward, so any
-    upstream gradient is handled exactly. Only one backward per forward is
-    supported for ``"mean"``/``"sum"`` (``retain_graph=True`` then a second
-    backward raises).
+    Rows are processed ``chunk_size`` at a time; the softmax, loss and gradient
+    of each small block of rows are computed in float32 (float64 for float64
+    inputs), and ``grad_weight`` / ``grad_bias`` are accumulated in float32
+    whatever the input dtype, then returned in the parameter's dtype. With
+    ``reduction="mean"``/``"sum"`` the gradients are computed during the forward
+    pass and kept until backward (like Liger Kernel); ``reduction="none"``
+    recomputes the logits in backward, so any upstream gradient is handled
+    exactly. A second backward (``retain_graph=True``) recomputes the gradients;
+    a backward with ``create_graph=True`` (gradient penalties, double backward)
+    differentiates the materialised formula, so it is exact but costs the N x V
+    logits once (not supported with ``group``, where it raises).
 
     No host synchronisation on accelerators and no data-dependent shapes, so it
     runs under ``torch.compile`` and in CUDA graphs. Label values are checked
@@ -103,8 +105,8 @@ def linear_cross_entropy(
     softcap : float > 0, optional
     reduction : {"mean", "sum", "none"}
     chunk_size : int >= 1, optional
-        Rows per chunk; by default about 64 MiB of float32 logits per chunk for float32
-        inputs, 32 MiB for bfloat16/float16 (at least 64 rows).
+        Rows per chunk (one GEMM each); by default about 64 MiB of logits per chunk for
+        float32 inputs, 128 MiB for bfloat16/float16 (at least 64 rows, at most 4096).
     return_lse : bool
         Also return the per-row log-sum-exp of the (softcapped) logits, float32
         (float64 for float64 inputs), shape of ``target``, not differentiable.
@@ -142,16 +144,19 @@ def linear_cross_entropy(
     the gradients). bfloat16/float16 inputs: the logits ``h @ W.T`` and
     ``grad_hidden = g @ W`` run in the input dtype (float32 accumulation inside
     the kernel, output rounded once, as in the unfused code); softmax, loss and
-    lse are float32; the gradient rows are staged in the input dtype and
-    ``g.T @ h`` is computed by a float32 GEMM straight into the float32
-    ``grad_weight`` accumulator, rounded to the input dtype once at the end.
-    Tolerances, tested against float32 math on the same bf16 values: loss 1e-2
-    relative, every gradient within 2e-2 of its largest entry (the unfused bf16
-    code is of the same order: about 5e-3 in the benchmark).
+    lse are float32; the gradient rows are rounded to the input dtype once, and
+    ``g.T @ h`` runs in the input dtype on hardware where that is faster than
+    float32 (CPUs with AVX512-BF16 or AMX for bfloat16; accelerators), rounded once
+    per chunk of about 128 MiB and added to the float32 ``grad_weight``
+    accumulator, otherwise as a float32 GEMM into it; rounded to the input dtype
+    once at the end. Tolerances, tested against float32 math on the same bf16
+    values: loss 1e-2 relative, every gradient within 2e-2 of its largest entry
+    (the unfused bf16 code is of the same order: about 5e-3 in the benchmark).
 
-    Memory: beyond the inputs and their gradients, one float32 chunk of logits
-    (``chunk_size x V``), and for low-precision inputs the float32 ``V x d``
-    accumulator plus about 128 MiB of staged gradient rows.
+    Memory: beyond the inputs and their gradients, one chunk of logits
+    (``chunk_size x V``: about 64 MiB of float32, 128 MiB of bfloat16/float16) and
+    about 1 MiB of float32 rows per thread; for low-precision inputs also the
+    float32 ``V x d`` accumulator of ``grad_weight``.
 
     Examples
     --------
@@ -240,7 +245,10 @@ def cross_entropy(
     weight=class_weights, ...)``, except that a mean over zero total weight is 0
     (PyTorch: NaN). The gradient is computed in the forward pass one
     cache-sized block of rows at a time and scaled in backward, which on CPU is
-    faster than ``F.cross_entropy`` + backward (see ``bench/linear_cross_entropy.py``).
+    faster than ``F.cross_entropy`` + backward (see ``bench/torch_cross_entropy.py``). On CPU the
+    blocks are spread over a few threads with dynamic scheduling, so another busy process slows it
+    down no more than it slows ``F.cross_entropy``. A backward with ``create_graph=True``
+    differentiates the materialised formula (double backward is exact).
     The loss (and lse) are float32 for float16/bfloat16/float32 inputs.
 
     With ``group`` (a torch.distributed ProcessGroup), ``input`` holds this rank's
