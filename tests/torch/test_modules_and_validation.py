@@ -110,4 +110,4 @@ def test_import_xent_torch_without_torch_gives_install_hint():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert 'pip install "xent[torch]"' in out.stdout
+    assert 'pip install "xent-ml[torch]"' in out.stdout

@@ -96,6 +96,18 @@ def _body(rank, world, sizes):
         if zl == 0 and cap is None:  # F.cross_entropy has the other options
             note("torch loss", out2, F.cross_entropy(z, target, weight=w, label_smoothing=e, reduction=reduction))
 
+    # the module forms pass group= through
+    h = hidden.clone().requires_grad_()
+    loss_fn = xt.LinearCrossEntropyLoss(group=group, label_smoothing=0.1)
+    out = loss_fn(h, weight[lo:hi], target)
+    (gm,) = torch.autograd.grad(out, h)
+    hf = hidden.clone().requires_grad_()
+    ref = xt.linear_cross_entropy(hf, weight, target, label_smoothing=0.1)
+    note("module loss", out, ref)
+    note("module grad hidden", gm, torch.autograd.grad(ref, hf)[0])
+    z = hidden @ weight.T
+    note("module logits loss", xt.CrossEntropyLoss(group=group)(z[:, lo:hi], target), xt.cross_entropy(z, target))
+
     # reduce_hidden_grad=False: each rank's partial gradient; their sum is the full one
     h = hidden.clone().requires_grad_()
     out = xt.linear_cross_entropy(h, weight[lo:hi], target, group=group, reduce_hidden_grad=False, label_smoothing=0.1)

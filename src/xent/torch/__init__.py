@@ -10,14 +10,16 @@ Imported only on request (``import xent.torch``); ``import xent`` never imports 
 
 Both support ``ignore_index``, ``label_smoothing``, ``class_weights``, ``z_loss``,
 ``softcap``, ``reduction`` in {"mean", "sum", "none"} and ``return_lse``, with the
-conventions of ``xent.sparse_categorical_cross_entropy``.
+conventions of ``xent.sparse_categorical_cross_entropy``, and ``group=`` for a
+vocabulary split across the ranks of a torch.distributed process group.
+The core losses given torch tensors run the same kernels (``xent.torch._route``).
 """
 
 try:
     import torch as _torch  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
-        'xent.torch needs PyTorch, which is not installed. Install it with: pip install "xent[torch]"'
+        'xent.torch needs PyTorch, which is not installed. Install it with: pip install "xent-ml[torch]"'
     ) from exc
 
 from xent.torch.functional import cross_entropy, linear_cross_entropy

@@ -14,12 +14,12 @@ __all__ = ["CrossEntropyLoss", "LinearCrossEntropyLoss"]
 class _Options(nn.Module):
     def __init__(self, *, class_weights, ignore_index, label_smoothing, z_loss, softcap, reduction, chunk_size):
         super().__init__()
-        check_options(ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-                      softcap=softcap, reduction=reduction)
+        opts = check_options(ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
+                             softcap=softcap, reduction=reduction)
         check_chunk_size(chunk_size)
         # A buffer, like nn.CrossEntropyLoss's `weight`: follows .to(device) and the state dict.
         self.register_buffer("class_weights", class_weights)
-        self.ignore_index = ignore_index
+        self.ignore_index = opts.ignore_index  # a Python int, whatever integer type came
         self.label_smoothing = label_smoothing
         self.z_loss = z_loss
         self.softcap = softcap
@@ -50,12 +50,13 @@ class CrossEntropyLoss(_Options):
     """
 
     def __init__(self, class_weights=None, *, ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None,
-                 reduction="mean", chunk_size=None):
+                 reduction="mean", chunk_size=None, group=None):
         super().__init__(class_weights=class_weights, ignore_index=ignore_index, label_smoothing=label_smoothing,
                          z_loss=z_loss, softcap=softcap, reduction=reduction, chunk_size=chunk_size)
+        self.group = group  # vocabulary parallel: input holds this rank's slice of the classes
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return cross_entropy(input, target, **self._kwargs())
+        return cross_entropy(input, target, group=self.group, **self._kwargs())
 
 
 class LinearCrossEntropyLoss(_Options):
@@ -72,7 +73,9 @@ class LinearCrossEntropyLoss(_Options):
       :func:`xent.torch.linear_cross_entropy` (and Liger Kernel's module).
 
     ``weight`` is the linear layer's weight; class weights are ``class_weights``
-    (``nn.CrossEntropyLoss``'s ``weight``). See :func:`xent.torch.linear_cross_entropy`.
+    (``nn.CrossEntropyLoss``'s ``weight``). ``group`` and ``reduce_hidden_grad``: the
+    vocabulary-parallel form, where the weight is this rank's slice of the vocabulary.
+    See :func:`xent.torch.linear_cross_entropy`.
 
     Examples
     --------
@@ -87,9 +90,12 @@ class LinearCrossEntropyLoss(_Options):
 
     def __init__(self, in_features: int | None = None, num_classes: int | None = None, *, bias: bool = True,
                  class_weights=None, ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None,
-                 reduction="mean", chunk_size=None, device=None, dtype=None):
+                 reduction="mean", chunk_size=None, group=None, reduce_hidden_grad=True, device=None, dtype=None):
         super().__init__(class_weights=class_weights, ignore_index=ignore_index, label_smoothing=label_smoothing,
                          z_loss=z_loss, softcap=softcap, reduction=reduction, chunk_size=chunk_size)
+        # Vocabulary parallel: the weight is this rank's slice (num_classes = the slice's size).
+        self.group = group
+        self.reduce_hidden_grad = reduce_hidden_grad
         if (in_features is None) != (num_classes is None):
             raise ValueError(
                 "`in_features` and `num_classes` must be given together (the module then holds the weight) "
@@ -122,7 +128,8 @@ class LinearCrossEntropyLoss(_Options):
                     f"got {1 + len(tensors)} positional tensors" + (" and bias" if bias is not None else "")
                 )
             weight, bias, (target,) = self.weight, self.bias, tensors
-        return linear_cross_entropy(hidden, weight, target, bias=bias, **self._kwargs())
+        return linear_cross_entropy(hidden, weight, target, bias=bias, group=self.group,
+                                    reduce_hidden_grad=self.reduce_hidden_grad, **self._kwargs())
 
     def extra_repr(self) -> str:
         sizes = "" if self.in_features is None else f"in_features={self.in_features}, num_classes={self.num_classes}, "
