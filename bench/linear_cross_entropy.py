@@ -1,9 +1,15 @@
 """Fused linear + cross-entropy: peak memory and time of forward + backward (CPU).
 
 Variants, side by side in one run:
-  obvious   F.cross_entropy(hidden @ weight.T, target) + backward
-  compiled  torch.compile of the same function (inductor, CPU)
-  xent      xent.torch.linear_cross_entropy(hidden, weight, target) + backward
+  obvious        F.cross_entropy(hidden @ weight.T, target) + backward
+  torch          F.linear_cross_entropy(hidden, weight, target) + backward (torch 2.13, options=None:
+                 its reference path, no chunking)
+  torch_chunked  F.linear_cross_entropy(..., options=torch.nn.LinearCrossEntropyOptions()) + backward
+                 (torch's chunked path with its per-(device, dtype) defaults; on CPU bf16 that is
+                 acc_policy="accurate", chunks sized by aspect ratio)
+  compiled       torch.compile of the obvious function (inductor, CPU; not run by default)
+  gemms          the three GEMMs alone: z = h @ W.T, z @ W, h.T @ z (the floor of any fused loss)
+  xent           xent.torch.linear_cross_entropy(hidden, weight, target) + backward
 
 Each (shape, dtype, variant) runs in its own subprocess. Memory is the process's
 peak resident set (VmHWM, reset through /proc/self/clear_refs after the inputs
@@ -17,19 +23,24 @@ compiles). Gradients are checked against the obvious code on the first
 Run (big shapes need ~13 GB for the obvious float32 code at V=128256; one at a time):
   flock /tmp/xent-bench.lock .venv/bin/python bench/linear_cross_entropy.py
   flock /tmp/xent-bench.lock .venv/bin/python bench/linear_cross_entropy.py --quick
+  ... --d 512 1024 --v 32000            the issue's targets at V = 32000
+  ... --v 128256 --variants torch_chunked gemms xent   the large vocabulary without the 13 GB obvious code
+Times are wall clock (best of --repeat) and CPU time (process_time, steadier on a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
 import sys
 import time
 
-VARIANTS = ("obvious", "compiled", "xent")
+VARIANTS = ("obvious", "torch", "torch_chunked", "compiled", "gemms", "xent")
+DEFAULT_VARIANTS = ("obvious", "torch", "torch_chunked", "gemms", "xent")
 
 
 def _rss() -> int:
@@ -79,30 +90,49 @@ def worker(a) -> dict:
     def obvious(h, w, y):
         return F.cross_entropy(h @ w.T, y)
 
+    class _Gemms:
+        """The three GEMMs of forward + backward, with the layouts autograd uses; .backward() is a no-op."""
+
+        def __init__(self, h, w, y):
+            h, w = h.detach(), w.detach()
+            z = h @ w.t()
+            self.out = (z @ w, h.t() @ z)
+
+        def backward(self):
+            pass
+
     fn = {
         "obvious": obvious,
+        "torch": lambda h, w, y: F.linear_cross_entropy(h, w, y),
+        "torch_chunked": lambda h, w, y: F.linear_cross_entropy(h, w, y, options=torch.nn.LinearCrossEntropyOptions()),
         "compiled": torch.compile(obvious) if a.variant == "compiled" else None,
+        "gemms": _Gemms,
         "xent": lambda h, w, y: xt.linear_cross_entropy(h, w, y),
     }[a.variant]
 
     base = _rss()
     exact = _reset_peak()
     grad_bytes = (hidden.numel() + weight.numel()) * hidden.element_size()
-    times = []
+    times, cpu = [], []
     for i in range(1 + a.repeat):
         hidden.grad = None
         weight.grad = None
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn(hidden, weight, target).backward()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     peak = _peak()
     out = {
         "variant": a.variant,
         "time_s": min(times[1:]),
+        "cpu_s": min(cpu[1:]),
         "first_s": times[0],
         "extra_bytes": peak - base - grad_bytes,
         "peak_exact": exact,
     }
+    if a.variant == "gemms":  # no loss, no gradient to check
+        out["rel_err_grad_hidden"] = out["rel_err_grad_weight"] = float("nan")
+        return out
     # gradient check on a row slice (full V and d), after the measurement
     k = min(a.check_rows, a.n)
     h = hidden.detach()[:k].clone().requires_grad_()
@@ -136,9 +166,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description="fused linear cross-entropy: memory and time vs the obvious code")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", choices=VARIANTS)
-    p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(DEFAULT_VARIANTS))
     p.add_argument("--n", type=int, default=8192)
-    p.add_argument("--d", type=int, default=1024)
+    p.add_argument("--d", type=int, nargs="*", default=[1024])
     p.add_argument("--v", type=int, nargs="*", default=[32000, 128256])
     p.add_argument("--dtype", nargs="*", default=["float32", "bfloat16"])
     p.add_argument("--repeat", type=int, default=1, help="timed runs after the warm-up (best of)")
@@ -149,11 +179,12 @@ def main() -> None:
     a = p.parse_args()
     if a.worker:
         a.v = a.v[0]
+        a.d = a.d[0]
         a.dtype = a.dtype[0]
         print(json.dumps(worker(a)))
         return
     if a.quick:
-        a.n, a.d, a.v = 2048, 512, [8000, 32000]
+        a.n, a.d, a.v = 2048, [512], [8000, 32000]
     import torch
 
     print(f"fused linear cross-entropy, forward + backward, torch {torch.__version__} CPU, "
@@ -161,32 +192,41 @@ def main() -> None:
     print("extra = peak RSS above the inputs and their gradients; grad err = max|g - g_obvious| / max|g_obvious| "
           f"on {a.check_rows} rows (bf16: vs float32 math on the same bf16 values)")
     print()
-    print("| N x d x V | dtype | variant | time (s) | vs obvious | extra peak (MiB) | obvious / this | "
-          "grad err hidden | grad err weight |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    for v in a.v:
-        for dtype in a.dtype:
-            rows = {}
-            for _ in range(a.rounds):  # alternate the variants; keep each one's best time and least memory
-                for var in a.variants:
-                    r = run_one(a, a.n, a.d, v, dtype, var)
-                    old = rows.get(var)
-                    if old is None or "error" in old:
-                        rows[var] = r
-                    elif "error" not in r:
-                        old["time_s"] = min(old["time_s"], r["time_s"])
-                        old["extra_bytes"] = min(old["extra_bytes"], r["extra_bytes"])
-            ob = rows.get("obvious", {})
-            for var, r in rows.items():
-                shape = f"{a.n} x {a.d} x {v}"
-                if "error" in r:
-                    print(f"| {shape} | {dtype} | {var} | failed: {r['error'][:120]} | | | | | |")
-                    continue
-                t_ratio = r["time_s"] / ob["time_s"] if "time_s" in ob else float("nan")
-                m_ratio = ob["extra_bytes"] / r["extra_bytes"] if "extra_bytes" in ob and r["extra_bytes"] > 0 else float("nan")
-                print(f"| {shape} | {dtype} | {var} | {r['time_s']:.2f} | {t_ratio:.2f}x | "
-                      f"{r['extra_bytes'] / 2**20:.0f} | {m_ratio:.1f}x | {r['rel_err_grad_hidden']:.1e} | "
-                      f"{r['rel_err_grad_weight']:.1e} |", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} at the start; CPU = process_time of the timed run")
+    print()
+    print("| N x d x V | dtype | variant | time (s) | CPU (s) | vs obvious | vs torch chunked | extra peak (MiB) | "
+          "torch chunked / this | grad err hidden | grad err weight |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for d in a.d:
+        for v in a.v:
+            for dtype in a.dtype:
+                rows = {}
+                for _ in range(a.rounds):  # alternate the variants; keep each one's best time and least memory
+                    for var in a.variants:
+                        r = run_one(a, a.n, d, v, dtype, var)
+                        old = rows.get(var)
+                        if old is None or "error" in old:
+                            rows[var] = r
+                        elif "error" not in r:
+                            for key in ("time_s", "cpu_s", "extra_bytes"):
+                                old[key] = min(old[key], r[key])
+                ob = rows.get("obvious", {})
+                tc = rows.get("torch_chunked", {})
+                for var, r in rows.items():
+                    shape = f"{a.n} x {d} x {v}"
+                    if "error" in r:
+                        print(f"| {shape} | {dtype} | {var} | failed: {r['error'][:120]} | | | | | | | |")
+                        continue
+
+                    def ratio(x, y):
+                        return f"{x / y:.2f}x" if not (math.isnan(x) or math.isnan(y)) and y > 0 else "n/a"
+
+                    print(f"| {shape} | {dtype} | {var} | {r['time_s']:.2f} | {r['cpu_s']:.2f} | "
+                          f"{ratio(r['time_s'], ob.get('time_s', float('nan')))} | "
+                          f"{ratio(r['time_s'], tc.get('time_s', float('nan')))} | "
+                          f"{r['extra_bytes'] / 2**20:.0f} | "
+                          f"{ratio(tc.get('extra_bytes', float('nan')), max(r['extra_bytes'], 1))} | "
+                          f"{r['rel_err_grad_hidden']:.1e} | {r['rel_err_grad_weight']:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -253,8 +253,9 @@ def test_options_cross_product_small():
 
 
 @pytest.mark.parametrize("reduction", ["sum", "none"])
-def test_bfloat16_staged_gradient_rows_flush_in_pieces(monkeypatch, reduction):
-    """Low-precision gradient rows are staged; several flushes (one partial) equal one."""
+def test_bfloat16_chunks_and_both_weight_gradient_gemms_agree(monkeypatch, reduction):
+    """Low-precision chunks of 16 rows (50 = 3 x 16 + 2) equal one chunk of 64, with the
+    low-precision h.T @ g product into the transposed accumulator and with the float32 GEMM."""
     import xent.torch._linear as lin
 
     hidden, weight, b, _ = make_problem(n=50, d=16, v=40, dtype=torch.float64)
@@ -262,12 +263,16 @@ def test_bfloat16_staged_gradient_rows_flush_in_pieces(monkeypatch, reduction):
     target = torch.randint(0, 40, (50,), generator=torch.Generator().manual_seed(4))
     up = torch.randn(50 if reduction == "none" else (), generator=torch.Generator().manual_seed(5))
 
-    def run():
-        out = xt.linear_cross_entropy(hidden, weight, target, bias=b, reduction=reduction, chunk_size=8)
+    def run(chunk_size):
+        out = xt.linear_cross_entropy(hidden, weight, target, bias=b, reduction=reduction, chunk_size=chunk_size)
         return torch.autograd.grad(out, (hidden, weight, b), up)
 
-    whole = run()
-    monkeypatch.setattr(lin, "stage_rows", lambda rows, v: 2 * rows)  # 16-row stages: 50 = 3 x 16 + 2
-    pieces = run()
-    for g1, g2 in zip(pieces, whole):
-        assert_close(g1.float(), g2.float(), rtol=1e-2, atol=1e-2 * g2.float().abs().max().item())
+    whole = run(64)
+    runs = [run(16)]
+    for fast in (True, False):
+        monkeypatch.setattr(lin, "low_precision_gemm", lambda dtype, device, fast=fast: fast)
+        runs += [run(16), run(64)]
+    for pieces in runs:
+        for g1, g2 in zip(pieces, whole):
+            assert g1.dtype == torch.bfloat16 and g1.is_contiguous()
+            assert_close(g1.float(), g2.float(), rtol=1e-2, atol=1e-2 * g2.float().abs().max().item())

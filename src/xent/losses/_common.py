@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from xent._lib.namespace import as_float_array, scalar, to_result
+from xent._lib.namespace import as_float_array, library_name, scalar, to_result
 from xent._lib.validation import (
     check_base,
     check_choice,
@@ -120,6 +120,22 @@ def prepare_weights(
         raise ValueError(f"`{name}` must be broadcastable to {tuple(shape)} ({what}), got shape {tuple(w.shape)}")
     check_nonnegative(name, w, xp)
     return xp.broadcast_to(w, shape)
+
+
+def torch_sparse_cross_entropy(logits: Any, labels: Any, **options: Any) -> tuple[Any, Any] | None:
+    """Validated torch logits and labels to :mod:`xent.torch`'s kernels: ``(loss, grad | None)`` in nats.
+
+    ``None`` (not torch tensors, an input the kernels do not take, or
+    ``use_engine("reference")``) means the caller runs the generic array-API path.
+    The NumPy counterpart is :func:`xent.engine.sparse_categorical_cross_entropy`.
+    """
+    from xent import engine
+
+    if library_name(logits) != "torch" or engine.get_engine() == "reference":
+        return None
+    from xent.torch._route import sparse_categorical_cross_entropy  # torch is optional: loaded for torch tensors
+
+    return sparse_categorical_cross_entropy(logits, labels, **options)
 
 
 def finish(loss: Any, grad: Any, xp: Any, *, base: float | None, return_grad: bool, dtype: Any = None) -> Any:

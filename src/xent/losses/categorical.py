@@ -21,6 +21,7 @@ from xent.losses._common import (
     finish,
     prepare_weights,
     resolve_eps,
+    torch_sparse_cross_entropy,
 )
 
 __all__ = ["categorical_cross_entropy", "sparse_categorical_cross_entropy"]
@@ -293,12 +294,12 @@ def sparse_categorical_cross_entropy(
     labels = xp.astype(labels, xp.asarray(0).dtype, copy=False)  # no copy when already that type
     check_labels("y_true", labels, xp, num_classes=n_classes, ignore_index=ignore_index)
     out = None
-    if a["from_logits"]:  # large NumPy logits: the engine; None means the reference below
-        out = engine.sparse_categorical_cross_entropy(
-            x, labels, axis=ax, class_weights=a["cw"],
-            weights=a["sw"], ignore_index=ignore_index, label_smoothing=a["e"], reduction=a["reduction"],
-            return_grad=a["return_grad"],
-        )
+    if a["from_logits"]:  # large NumPy or torch logits: the fast kernels; None means the reference below
+        options = dict(axis=ax, class_weights=a["cw"], weights=a["sw"], ignore_index=ignore_index,
+                       label_smoothing=a["e"], reduction=a["reduction"], return_grad=a["return_grad"])
+        out = engine.sparse_categorical_cross_entropy(x, labels, **options)
+        if out is None:
+            out = torch_sparse_cross_entropy(x, labels, **options)
     if out is None:
         keep = None if ignore_index is None else labels != ignore_index
         out = sparse_core(

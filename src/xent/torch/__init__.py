@@ -10,7 +10,9 @@ Imported only on request (``import xent.torch``); ``import xent`` never imports 
 
 Both support ``ignore_index``, ``label_smoothing``, ``class_weights``, ``z_loss``,
 ``softcap``, ``reduction`` in {"mean", "sum", "none"} and ``return_lse``, with the
-conventions of ``xent.sparse_categorical_cross_entropy``.
+conventions of ``xent.sparse_categorical_cross_entropy``, and ``group=`` for a
+vocabulary split across the ranks of a torch.distributed process group.
+The core losses given torch tensors run the same kernels (``xent.torch._route``).
 
 - :func:`siglip_loss` / :class:`SigLIPLoss` and :func:`clip_loss` / :class:`CLIPLoss`:
   the contrastive losses of ``xent.siglip_loss`` / ``xent.clip_loss``, chunked (the

@@ -21,7 +21,17 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["LossOptions", "reduce_rows", "reduction_scale", "rows_loss_", "row_weights"]
+__all__ = [
+    "LossOptions",
+    "grad_",
+    "reduce_rows",
+    "reduction_scale",
+    "row_losses",
+    "row_weights",
+    "rows_loss_",
+    "shifted_stats_",
+    "softcap_",
+]
 
 
 @dataclass(frozen=True)
@@ -46,15 +56,18 @@ def row_weights(target: torch.Tensor, class_weights: torch.Tensor | None, ignore
     return safe, valid, c
 
 
-def reduction_scale(target, class_weights, opts: LossOptions, dtype: torch.dtype):
-    """(inv, scale): 1 / sum_i c_i in the accumulation dtype, and the gradient's row scale in ``dtype``.
+def reduction_scale(target, class_weights, opts: LossOptions, dtype: torch.dtype, sample_weights=None):
+    """(inv, scale): 1 / sum_i s_i c_i in the accumulation dtype, and the gradient's row scale in ``dtype``.
 
+    ``sample_weights`` (N,) are the core API's per-example weights ``s_i`` (1 when None).
     A mean over zero total weight is defined as 0 with zero gradient (PyTorch gives NaN),
     chosen with ``where`` on device: no host synchronisation.
     """
     device = target.device
     acc = torch.float32 if device.type == "mps" else torch.float64  # float64 sums (MPS has none)
     _, _, c = row_weights(target, class_weights, opts.ignore_index, dtype)
+    if sample_weights is not None:
+        c = c * sample_weights
     denom = c.to(acc).sum()
     inv = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), torch.zeros((), dtype=acc, device=device))
     scale = inv.to(dtype) if opts.reduction == "mean" else torch.ones((), dtype=dtype, device=device)
@@ -67,6 +80,85 @@ def reduce_rows(losses: torch.Tensor, inv: torch.Tensor, opts: LossOptions) -> t
         return losses
     total = losses.to(inv.dtype).sum()
     return (total * inv if opts.reduction == "mean" else total).to(losses.dtype)
+
+
+def softcap_(buf: torch.Tensor, opts: LossOptions, keep_tanh: bool) -> torch.Tensor | None:
+    """buf <- s * tanh(buf / s) in place; returns tanh(z / s) when the gradient will need it."""
+    if opts.softcap is None:
+        return None
+    if not keep_tanh:
+        buf.div_(opts.softcap).tanh_().mul_(opts.softcap)
+        return None
+    # d(s tanh(z/s))/dz = 1 - tanh^2 is needed after buf turns into p. Out of place: inductor
+    # (torch 2.13) miscompiled buf.tanh_() then buf.clone() on a buffer reused across chunks.
+    tanh = torch.tanh(buf / opts.softcap)
+    torch.mul(tanh, opts.softcap, out=buf)
+    return tanh
+
+
+def shifted_stats_(buf: torch.Tensor, y: torch.Tensor, class_weights: torch.Tensor | None, smoothing: bool):
+    """Per row: max ``m``, ``sum exp(z - m)``, ``z_y - m`` and ``sum_c w_c (z_c - m)`` (None unless smoothing).
+
+    ``buf`` (R, C) ends holding ``exp(z - m)``. Shifting by the row max keeps exp from
+    overflowing, and the shifted values give ``log p`` without the cancellation of
+    ``z_y - lse`` for large logits.
+    """
+    m = buf.amax(1, keepdim=True)
+    buf.sub_(m)
+    z_y = buf.gather(1, y.unsqueeze(1)).squeeze(1)
+    smooth = None
+    if smoothing:
+        smooth = buf.sum(1) if class_weights is None else buf @ class_weights
+    buf.exp_()
+    return m.squeeze(1), buf.sum(1), z_y, smooth
+
+
+def row_losses(log_s, z_y, smooth, lse, w_y, valid, opts: LossOptions, n_classes: int, sum_w):
+    """Per-row loss from statistics shifted by one per-row constant ``M``.
+
+    ``log_s = lse - M``, ``z_y`` is ``z_y - M`` and ``smooth`` is ``sum_c w_c (z_c - M)``;
+    ``n_classes`` and ``sum_w`` are those of the whole vocabulary. 0 on ignored rows.
+    """
+    e = opts.label_smoothing
+    nll = log_s - z_y  # -log p_y
+    if w_y is not None:
+        nll = nll * w_y
+    loss = (1.0 - e) * nll if e < 1.0 else torch.zeros_like(nll)
+    if smooth is not None:
+        # sum_c w_c log p_c = sum_c w_c (z_c - M) - log(s) * sum_c w_c
+        loss = loss - (e / n_classes) * (smooth - log_s * sum_w)
+    if opts.z_loss > 0.0:
+        zl = opts.z_loss * lse.square()
+        loss = loss + (zl if w_y is None else zl * w_y)
+    return torch.where(valid, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+
+
+def grad_(buf, factor, y, own, w_y, class_weights, opts: LossOptions, n_classes: int, sum_w, r, lse, tanh) -> None:
+    """Turn ``buf`` = ``exp(z - m)`` into ``r * dl/dz`` in place, ``p = buf * factor`` (factor = exp(m - lse)).
+
+    ``factor`` None means ``buf`` already holds ``p``. ``class_weights`` are those of
+    ``buf``'s columns, ``n_classes`` and ``sum_w`` those of the whole vocabulary. The
+    one-hot term goes to column ``y`` of the rows where ``own`` is true (None: all rows).
+    """
+    e = opts.label_smoothing
+    one = torch.ones((), dtype=buf.dtype, device=buf.device) if w_y is None else w_y
+    coef = (1.0 - e) * one + (e / n_classes) * sum_w  # sum_c w_c q_c
+    if opts.z_loss > 0.0:
+        coef = coef + (2.0 * opts.z_loss) * one * lse
+    coef = coef * r if factor is None else coef * r * factor
+    buf.mul_(coef.unsqueeze(1))  # p * (sum_c w_c q_c + z-loss term)
+    if e > 0.0:
+        if class_weights is None:
+            buf.sub_((e / n_classes) * r.unsqueeze(1))
+        else:
+            buf.addr_(r, class_weights, alpha=-e / n_classes)  # in-place rank-1: no (R, C) temporary
+    if e < 1.0:
+        hit = -(1.0 - e) * one * r
+        if own is not None:
+            hit = torch.where(own, hit, torch.zeros((), dtype=hit.dtype, device=hit.device))
+        buf.scatter_add_(1, y.unsqueeze(1), hit.unsqueeze(1))
+    if tanh is not None:
+        buf.mul_(tanh.square_().neg_().add_(1.0))
 
 
 def rows_loss_(
@@ -87,60 +179,19 @@ def rows_loss_(
     (the backward recomputation) the loss is not computed and None is returned.
     """
     n_classes = buf.shape[1]
-    e = opts.label_smoothing
-    y2 = safe.unsqueeze(1)
-    tanh = None
-    if opts.softcap is not None:
-        buf.div_(opts.softcap).tanh_()
-        if grad_scale is not None:
-            tanh = buf.clone()  # d(s tanh(z/s))/dz = 1 - tanh^2 needs tanh after buf turns into p
-        buf.mul_(opts.softcap)
+    tanh = softcap_(buf, opts, grad_scale is not None)
     w_y = None if class_weights is None else class_weights.gather(0, safe)
-
     loss = None
     if lse is None:
-        # Shift by the row max so exp never overflows; the shifted values also give
-        # log p directly, without the cancellation of z_y - lse for large logits.
-        m = buf.amax(1, keepdim=True)
-        buf.sub_(m)
-        z_y = buf.gather(1, y2).squeeze(1)
-        smooth = None
-        if e > 0.0:
-            smooth = buf.sum(1) if class_weights is None else buf @ class_weights
-        buf.exp_()
-        s = buf.sum(1, keepdim=True)
-        buf.div_(s)  # buf = softmax(z')
-        log_s = s.log().squeeze(1)
-        lse = m.squeeze(1) + log_s
-        nll = log_s - z_y  # -log p_y
-        if w_y is not None:
-            nll = nll * w_y
-        loss = (1.0 - e) * nll if e < 1.0 else torch.zeros_like(nll)
-        if smooth is not None:
-            # sum_c w_c log p_c = sum_c w_c (z_c - m) - log(s) * sum_c w_c
-            loss = loss - (e / n_classes) * (smooth - log_s * sum_w)
-        if opts.z_loss > 0.0:
-            zl = opts.z_loss * lse.square()
-            loss = loss + (zl if w_y is None else zl * w_y)
-        loss = torch.where(valid, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+        m, s, z_y, smooth = shifted_stats_(buf, safe, class_weights, opts.label_smoothing > 0.0)
+        log_s = s.log()
+        lse = m + log_s
+        loss = row_losses(log_s, z_y, smooth, lse, w_y, valid, opts, n_classes, sum_w)
+        factor = s.reciprocal()  # p = exp(z - m) / s
     else:
         buf.sub_(lse.unsqueeze(1)).exp_()  # buf = softmax(z') from the saved lse
-
-    if grad_scale is None:
-        return loss, lse
-    r = valid.to(buf.dtype) * grad_scale
-    one = torch.ones((), dtype=buf.dtype, device=buf.device) if w_y is None else w_y
-    coef = (1.0 - e) * one + (e / n_classes) * sum_w
-    if opts.z_loss > 0.0:
-        coef = coef + (2.0 * opts.z_loss) * one * lse
-    buf.mul_((coef * r).unsqueeze(1))  # p * sum_c w_c q_c (+ z-loss term)
-    if e > 0.0:
-        if class_weights is None:
-            buf.sub_((e / n_classes) * r.unsqueeze(1))
-        else:
-            buf.addr_(r, class_weights, alpha=-e / n_classes)  # in-place rank-1: no (R, C) temporary
-    if e < 1.0:
-        buf.scatter_add_(1, y2, (-(1.0 - e) * one * r).unsqueeze(1))
-    if tanh is not None:
-        buf.mul_(tanh.square_().neg_().add_(1.0))
+        factor = None
+    if grad_scale is not None:
+        grad_(buf, factor, safe, None, w_y, class_weights, opts, n_classes, sum_w, valid.to(buf.dtype) * grad_scale,
+              lse, tanh)
     return loss, lse

@@ -9,8 +9,10 @@ asynchronously); under ``torch.compile`` tracing it is skipped.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from xent._lib.namespace import get_namespace
@@ -51,8 +53,13 @@ def check_options(
     reduction: Any,
 ) -> LossOptions:
     check_choice("reduction", reduction, Reduction)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"`ignore_index` must be an integer, got {ignore_index!r}")
+    # Any integer type (int, np.int64, a 0-d integer tensor...): operator.index accepts exactly those.
+    try:
+        if isinstance(ignore_index, (bool, np.bool_)):
+            raise TypeError
+        ignore_index = operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"`ignore_index` must be an integer, got {ignore_index!r}") from None
     e = check_fraction("label_smoothing", label_smoothing)
     z = check_nonnegative_scalar("z_loss", z_loss)
     cap = None
@@ -76,18 +83,25 @@ def check_tensor(name: str, x: Any) -> None:
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
 
 
-def check_target(target: torch.Tensor, *, num_classes: int, ignore_index: int) -> None:
-    """Integer dtype always; values in [0, C) or ignore_index (see module docstring)."""
+def check_target(target: torch.Tensor, *, num_classes: int, ignore_index: int) -> torch.Tensor:
+    """Integer dtype always; values in [0, C) or ignore_index (see module docstring).
+
+    Returns the labels as int64 (no copy when they already are): every integer dtype is
+    accepted, as in the core API, and compared with ``ignore_index`` without wrapping
+    (a uint8 label 156 is not -100).
+    """
     check_tensor("target", target)
     if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
         raise TypeError(f"`target` must hold integer class labels, got dtype {target.dtype}")
+    target = target.to(torch.int64)
     if compiling() or target.numel() == 0:
-        return
+        return target
     if target.device.type == "cpu":
         check_labels("target", target, get_namespace(target), num_classes=num_classes, ignore_index=ignore_index)
     else:
         bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
         torch._assert_async(~bad.any(), f"`target` must hold class labels in [0, {num_classes}) or equal ignore_index")
+    return target
 
 
 def check_class_weights(class_weights: Any, *, num_classes: int, like: torch.Tensor) -> torch.Tensor | None:

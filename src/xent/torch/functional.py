@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from xent.losses._common import check_flag
 from xent.torch._linear import fused_linear_cross_entropy
-from xent.torch._logits import CrossEntropyFunction
+from xent.torch._logits import CrossEntropyFunction, logits_block_rows
 from xent.torch._options import (
     check_chunk_size,
     check_class_weights,
@@ -15,6 +18,7 @@ from xent.torch._options import (
     compute_dtype,
     default_rows,
 )
+from xent.torch._vocab_parallel import vocab_shard
 
 __all__ = ["cross_entropy", "linear_cross_entropy"]
 
@@ -42,6 +46,8 @@ def linear_cross_entropy(
     reduction="mean",
     chunk_size=None,
     return_lse=False,
+    group=None,
+    reduce_hidden_grad=True,
 ):
     r"""Cross-entropy of ``hidden @ weight.T + bias`` without materialising the logits.
 
@@ -65,15 +71,17 @@ def linear_cross_entropy(
     label_smoothing=e, ignore_index=..., reduction=...)`` and
     ``xent.sparse_categorical_cross_entropy`` on the materialised logits.
 
-    Rows are processed ``chunk_size`` at a time; per chunk the logits, softmax
-    and gradient are float32 (float64 for float64 inputs), and ``grad_weight`` /
-    ``grad_bias`` are accumulated in float32 whatever the input dtype, then
-    returned in the parameter's dtype. With ``reduction="mean"``/``"sum"`` the
-    gradients are computed during the forward pass and kept until backward (like
-    Liger Kernel); ``reduction="none"`` recomputes the logits in backward, so any
-    upstream gradient is handled exactly. Only one backward per forward is
-    supported for ``"mean"``/``"sum"`` (``retain_graph=True`` then a second
-    backward raises).
+    Rows are processed ``chunk_size`` at a time; the softmax, loss and gradient
+    of each small block of rows are computed in float32 (float64 for float64
+    inputs), and ``grad_weight`` / ``grad_bias`` are accumulated in float32
+    whatever the input dtype, then returned in the parameter's dtype. With
+    ``reduction="mean"``/``"sum"`` the gradients are computed during the forward
+    pass and kept until backward (like Liger Kernel); ``reduction="none"``
+    recomputes the logits in backward, so any upstream gradient is handled
+    exactly. A second backward (``retain_graph=True``) recomputes the gradients;
+    a backward with ``create_graph=True`` (gradient penalties, double backward)
+    differentiates the materialised formula, so it is exact but costs the N x V
+    logits once (not supported with ``group``, where it raises).
 
     No host synchronisation on accelerators and no data-dependent shapes, so it
     runs under ``torch.compile`` and in CUDA graphs. Label values are checked
@@ -97,11 +105,30 @@ def linear_cross_entropy(
     softcap : float > 0, optional
     reduction : {"mean", "sum", "none"}
     chunk_size : int >= 1, optional
-        Rows per chunk; by default about 64 MiB of float32 logits per chunk for float32
-        inputs, 32 MiB for bfloat16/float16 (at least 64 rows).
+        Rows per chunk (one GEMM each); by default about 64 MiB of logits per chunk for
+        float32 inputs, 128 MiB for bfloat16/float16 (at least 64 rows, at most 4096).
     return_lse : bool
         Also return the per-row log-sum-exp of the (softcapped) logits, float32
         (float64 for float64 inputs), shape of ``target``, not differentiable.
+    group : torch.distributed ProcessGroup, optional
+        Vocabulary parallel: ``weight`` (and ``bias``) are this rank's contiguous
+        slice of the vocabulary rows, in rank order within ``group`` (rank 0 holds
+        classes ``[0, V_0)``, rank 1 ``[V_0, V_0 + V_1)``, ...; slices may differ in
+        size, e.g. V = 50257 over 4 ranks). ``hidden``, ``target`` (global class
+        indices) and ``class_weights`` (shape (V,) for the whole vocabulary) are the
+        same on every rank. The loss (and lse) equal the single-process loss on the
+        whole weight, on every rank; each rank gets the gradient of its own slice.
+        Per chunk of rows only per-row statistics cross the network: one
+        ``all_gather`` of 3 numbers per row (4 with label smoothing), float32
+        (float64 for float64 inputs), i.e. 12 or 16 bytes per row sent by each
+        rank. Every rank must call with the same rows, options, ``chunk_size`` and
+        ``requires_grad`` state, and run backward. ``None`` (default): one process.
+    reduce_hidden_grad : bool, default True
+        Only with ``group``: the gradient of ``hidden`` is the sum over ranks of
+        each rank's ``g_k @ W_k``. True all-reduces it (sum, in ``hidden``'s dtype) in
+        this function's backward, so every rank gets the full gradient. False leaves
+        each rank its partial sum, for frameworks whose input region does that
+        all-reduce itself (Megatron's ``copy_to_tensor_model_parallel_region``).
 
     Returns
     -------
@@ -117,16 +144,19 @@ def linear_cross_entropy(
     the gradients). bfloat16/float16 inputs: the logits ``h @ W.T`` and
     ``grad_hidden = g @ W`` run in the input dtype (float32 accumulation inside
     the kernel, output rounded once, as in the unfused code); softmax, loss and
-    lse are float32; the gradient rows are staged in the input dtype and
-    ``g.T @ h`` is computed by a float32 GEMM straight into the float32
-    ``grad_weight`` accumulator, rounded to the input dtype once at the end.
-    Tolerances, tested against float32 math on the same bf16 values: loss 1e-2
-    relative, every gradient within 2e-2 of its largest entry (the unfused bf16
-    code is of the same order: about 5e-3 in the benchmark).
+    lse are float32; the gradient rows are rounded to the input dtype once, and
+    ``g.T @ h`` runs in the input dtype on hardware where that is faster than
+    float32 (CPUs with AVX512-BF16 or AMX for bfloat16; accelerators), rounded once
+    per chunk of about 128 MiB and added to the float32 ``grad_weight``
+    accumulator, otherwise as a float32 GEMM into it; rounded to the input dtype
+    once at the end. Tolerances, tested against float32 math on the same bf16
+    values: loss 1e-2 relative, every gradient within 2e-2 of its largest entry
+    (the unfused bf16 code is of the same order: about 5e-3 in the benchmark).
 
-    Memory: beyond the inputs and their gradients, one float32 chunk of logits
-    (``chunk_size x V``), and for low-precision inputs the float32 ``V x d``
-    accumulator plus about 128 MiB of staged gradient rows.
+    Memory: beyond the inputs and their gradients, one chunk of logits
+    (``chunk_size x V``: about 64 MiB of float32, 128 MiB of bfloat16/float16) and
+    about 1 MiB of float32 rows per thread; for low-precision inputs also the
+    float32 ``V x d`` accumulator of ``grad_weight``.
 
     Examples
     --------
@@ -150,6 +180,7 @@ def linear_cross_entropy(
     opts = check_options(ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
                          softcap=softcap, reduction=reduction)
     rows = check_chunk_size(chunk_size)
+    check_flag("reduce_hidden_grad", reduce_hidden_grad)
     if hidden.dim() < 1:
         raise ValueError("`hidden` must have shape (..., d), got a 0-d tensor")
     if weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
@@ -165,21 +196,25 @@ def linear_cross_entropy(
             raise ValueError(f"`bias` must have shape ({v},) (V from weight), got {tuple(bias.shape)}")
         if bias.dtype != hidden.dtype:
             raise TypeError(f"`bias` must have the dtype of `hidden` ({hidden.dtype}), got {bias.dtype}")
+    shard = None if group is None else vocab_shard(group, v, hidden.device, reduce_hidden=reduce_hidden_grad)
+    n_classes = v if shard is None else shard.n_classes
     check_tensor("target", target)
     if tuple(target.shape) != tuple(hidden.shape[:-1]):
         raise ValueError(
             f"`target` must have shape {tuple(hidden.shape[:-1])} (hidden.shape[:-1]), got {tuple(target.shape)}"
         )
-    check_target(target, num_classes=v, ignore_index=opts.ignore_index)
+    target = check_target(target, num_classes=n_classes, ignore_index=opts.ignore_index)
     cdt = compute_dtype(hidden.dtype)
-    cw = check_class_weights(class_weights, num_classes=v, like=torch.empty((), dtype=cdt, device=hidden.device))
-    # Chunk logits of ~64 MiB (float32 inputs) or ~32 MiB (low precision, whose float32
-    # grad_weight accumulator already costs V x d x 4 bytes): large enough for full-speed matmuls.
-    rows = rows or default_rows(v, target_bytes=(64 if hidden.dtype in (torch.float32, torch.float64) else 32) * 2**20,
-                                lo=64)
+    cw = check_class_weights(class_weights, num_classes=n_classes,
+                             like=torch.empty((), dtype=cdt, device=hidden.device))
+    # Chunks of ~64 MiB of float32 logits (large enough for full-speed matmuls), or ~128 MiB
+    # of low-precision ones (each one a pass over the float32 grad_weight accumulator).
+    # Sharded: sized by the largest slice, so that every rank runs the same chunks (and collectives).
+    width = v if shard is None else max(shard.sizes)
+    rows = rows or default_rows(width, lo=64, target_bytes=(64 if cdt == hidden.dtype else 256) * 2**20)
     h2 = hidden.reshape(-1, hidden.shape[-1])
     t1 = target.reshape(-1).to(device=hidden.device)
-    loss, lse = fused_linear_cross_entropy(h2, weight, bias, t1, cw, opts, rows)
+    loss, lse = fused_linear_cross_entropy(h2, weight, bias, t1, cw, opts, rows, shard)
     if opts.reduction == "none":
         loss = loss.reshape(target.shape)
     lse = lse.reshape(target.shape)
@@ -199,6 +234,7 @@ def cross_entropy(
     reduction="mean",
     chunk_size=None,
     return_lse=False,
+    group=None,
 ):
     r"""Softmax cross-entropy on materialised logits, chunked over rows.
 
@@ -209,8 +245,22 @@ def cross_entropy(
     weight=class_weights, ...)``, except that a mean over zero total weight is 0
     (PyTorch: NaN). The gradient is computed in the forward pass one
     cache-sized block of rows at a time and scaled in backward, which on CPU is
-    faster than ``F.cross_entropy`` + backward (see ``bench/linear_cross_entropy.py``).
+    faster than ``F.cross_entropy`` + backward (see ``bench/torch_cross_entropy.py``). On CPU the
+    blocks are spread over a few threads with dynamic scheduling, so another busy process slows it
+    down no more than it slows ``F.cross_entropy``. A backward with ``create_graph=True``
+    differentiates the materialised formula (double backward is exact).
     The loss (and lse) are float32 for float16/bfloat16/float32 inputs.
+
+    With ``group`` (a torch.distributed ProcessGroup), ``input`` holds this rank's
+    contiguous slice of the classes (dimension 1), in rank order, as for
+    :func:`linear_cross_entropy`'s ``weight``; ``target`` holds global class
+    indices and ``class_weights`` the whole (V,) vector, the same on every rank.
+    One ``all_gather`` of 3 numbers per row (4 with label smoothing; 12 or 16
+    bytes per row sent by each rank in float32) gives every rank the loss of the
+    whole rows, and each rank the gradient of its own slice. Every rank must call
+    with the same rows and options, and run backward. Megatron's
+    ``vocab_parallel_cross_entropy`` does this job (three all-reduces, no class
+    weights, z-loss or softcap).
 
     Examples
     --------
@@ -234,16 +284,19 @@ def cross_entropy(
             f"`target` must have shape {tuple(expected)} (input's shape without the class dimension 1), "
             f"got {tuple(target.shape)}"
         )
-    n_classes = input.shape[0] if input.dim() == 1 else input.shape[1]
-    check_target(target, num_classes=n_classes, ignore_index=opts.ignore_index)
+    width = input.shape[0] if input.dim() == 1 else input.shape[1]
+    shard = None if group is None else vocab_shard(group, width, input.device)
+    n_classes = width if shard is None else shard.n_classes
+    target = check_target(target, num_classes=n_classes, ignore_index=opts.ignore_index)
     cdt = compute_dtype(input.dtype)
     cw = check_class_weights(class_weights, num_classes=n_classes,
                              like=torch.empty((), dtype=cdt, device=input.device))
     z = input.unsqueeze(0) if input.dim() == 1 else input.movedim(1, -1)
-    z2 = z.reshape(-1, n_classes)
-    rows = rows or default_rows(n_classes, target_bytes=2**20, lo=8)
+    z2 = z.reshape(math.prod(z.shape[:-1]), width)  # not -1: an empty vocabulary slice has width 0
+    rows = rows or logits_block_rows(width)
     need_grad = torch.is_grad_enabled() and input.requires_grad
-    loss, lse = CrossEntropyFunction.apply(z2, target.reshape(-1).to(device=input.device), cw, opts, rows, need_grad)
+    t1 = target.reshape(-1).to(device=input.device)
+    loss, lse = CrossEntropyFunction.apply(z2, t1, cw, None, opts, rows, need_grad, shard)
     if opts.reduction == "none":
         loss = loss.reshape(target.shape)
     lse = lse.reshape(target.shape)

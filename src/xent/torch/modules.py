@@ -14,12 +14,12 @@ __all__ = ["CrossEntropyLoss", "LinearCrossEntropyLoss"]
 class _Options(nn.Module):
     def __init__(self, *, class_weights, ignore_index, label_smoothing, z_loss, softcap, reduction, chunk_size):
         super().__init__()
-        check_options(ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-                      softcap=softcap, reduction=reduction)
+        opts = check_options(ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
+                             softcap=softcap, reduction=reduction)
         check_chunk_size(chunk_size)
         # A buffer, like nn.CrossEntropyLoss's `weight`: follows .to(device) and the state dict.
         self.register_buffer("class_weights", class_weights)
-        self.ignore_index = ignore_index
+        self.ignore_index = opts.ignore_index  # a Python int, whatever integer type came
         self.label_smoothing = label_smoothing
         self.z_loss = z_loss
         self.softcap = softcap
@@ -50,20 +50,32 @@ class CrossEntropyLoss(_Options):
     """
 
     def __init__(self, class_weights=None, *, ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None,
-                 reduction="mean", chunk_size=None):
+                 reduction="mean", chunk_size=None, group=None):
         super().__init__(class_weights=class_weights, ignore_index=ignore_index, label_smoothing=label_smoothing,
                          z_loss=z_loss, softcap=softcap, reduction=reduction, chunk_size=chunk_size)
+        self.group = group  # vocabulary parallel: input holds this rank's slice of the classes
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return cross_entropy(input, target, **self._kwargs())
+        return cross_entropy(input, target, group=self.group, **self._kwargs())
 
 
 class LinearCrossEntropyLoss(_Options):
     """The last linear layer and the cross-entropy in one module, never materialising the logits.
 
-    Holds ``weight`` (V, d) and optionally ``bias`` (V,) like ``nn.Linear(d, V)``;
-    ``loss_fn(hidden, target)`` equals ``nn.CrossEntropyLoss()(linear(hidden).flatten(0, -2), target.flatten())``
-    (see :func:`xent.torch.linear_cross_entropy`).
+    Two forms:
+
+    - ``LinearCrossEntropyLoss(in_features, num_classes, bias=True)`` holds ``weight``
+      (V, d) and optionally ``bias`` (V,) like ``nn.Linear(d, V)``; call it as
+      ``loss_fn(hidden, target)``. It equals
+      ``nn.CrossEntropyLoss()(linear(hidden).flatten(0, -2), target.flatten())``.
+    - ``LinearCrossEntropyLoss()`` (no sizes) holds no parameters and takes the
+      model's own head: ``loss_fn(hidden, weight, target, bias=None)``, like
+      :func:`xent.torch.linear_cross_entropy` (and Liger Kernel's module).
+
+    ``weight`` is the linear layer's weight; class weights are ``class_weights``
+    (``nn.CrossEntropyLoss``'s ``weight``). ``group`` and ``reduce_hidden_grad``: the
+    vocabulary-parallel form, where the weight is this rank's slice of the vocabulary.
+    See :func:`xent.torch.linear_cross_entropy`.
 
     Examples
     --------
@@ -71,18 +83,54 @@ class LinearCrossEntropyLoss(_Options):
     >>> loss_fn = xent.torch.LinearCrossEntropyLoss(16, 100, bias=False)
     >>> loss = loss_fn(torch.randn(2, 3, 16), torch.randint(0, 100, (2, 3)))
     >>> loss.backward()
+    >>> head = torch.nn.Linear(16, 100)
+    >>> loss = xent.torch.LinearCrossEntropyLoss(ignore_index=-100)(
+    ...     torch.randn(5, 16), head.weight, torch.tensor([1, 2, -100, 4, 5]), bias=head.bias)
     """
 
-    def __init__(self, in_features: int, num_classes: int, *, bias: bool = True, class_weights=None,
-                 ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None, reduction="mean",
-                 chunk_size=None, device=None, dtype=None):
+    def __init__(self, in_features: int | None = None, num_classes: int | None = None, *, bias: bool = True,
+                 class_weights=None, ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None,
+                 reduction="mean", chunk_size=None, group=None, reduce_hidden_grad=True, device=None, dtype=None):
         super().__init__(class_weights=class_weights, ignore_index=ignore_index, label_smoothing=label_smoothing,
                          z_loss=z_loss, softcap=softcap, reduction=reduction, chunk_size=chunk_size)
+        # Vocabulary parallel: the weight is this rank's slice (num_classes = the slice's size).
+        self.group = group
+        self.reduce_hidden_grad = reduce_hidden_grad
+        if (in_features is None) != (num_classes is None):
+            raise ValueError(
+                "`in_features` and `num_classes` must be given together (the module then holds the weight) "
+                f"or both left out (pass the weight to each call), got in_features={in_features!r}, "
+                f"num_classes={num_classes!r}"
+            )
+        self.in_features = in_features
+        self.num_classes = num_classes
+        if in_features is None:
+            self.weight = None
+            self.bias = None
+            return
         linear = nn.Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)  # nn.Linear's init
         self.weight = linear.weight
         self.bias = linear.bias
-        self.in_features = in_features
-        self.num_classes = num_classes
 
-    def forward(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(hidden, self.weight, target, bias=self.bias, **self._kwargs())
+    def forward(self, hidden: torch.Tensor, *tensors: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``loss_fn(hidden, target)`` with an owned weight; ``loss_fn(hidden, weight, target, bias=None)`` without."""
+        if self.in_features is None:
+            if len(tensors) != 2:
+                raise TypeError(
+                    "this LinearCrossEntropyLoss holds no weight: call it as loss_fn(hidden, weight, target, "
+                    f"bias=None), got {1 + len(tensors)} positional tensors"
+                )
+            weight, target = tensors
+        else:
+            if len(tensors) != 1 or bias is not None:
+                raise TypeError(
+                    "this LinearCrossEntropyLoss holds its own weight: call it as loss_fn(hidden, target), "
+                    f"got {1 + len(tensors)} positional tensors" + (" and bias" if bias is not None else "")
+                )
+            weight, bias, (target,) = self.weight, self.bias, tensors
+        return linear_cross_entropy(hidden, weight, target, bias=bias, group=self.group,
+                                    reduce_hidden_grad=self.reduce_hidden_grad, **self._kwargs())
+
+    def extra_repr(self) -> str:
+        sizes = "" if self.in_features is None else f"in_features={self.in_features}, num_classes={self.num_classes}, "
+        return sizes + super().extra_repr()
