@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
             report = score(args.paths, spec, threads=args.threads, progress=progress)
     except ScoreInputError as exc:
-        raise CLIError(_with_hint(exc, args)) from None
+        raise CLIError(_with_hint(_worded(exc), args)) from None
     for warning in report.warnings:
         print(f"xent: warning: {warning}", file=sys.stderr)
     if args.plot:
@@ -145,6 +145,20 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `xent score ... | head`: the reader left, which is not an error
         sys.stdout = None
     return 0
+
+
+# The ScoreSpec fields that input errors name (in backticks), as this command's flags.
+FLAGS = {"tolerance": "--tolerance", "from_logits": "--logit"}
+
+
+def _worded(exc: Any) -> Any:
+    """The input error with the options it names written as flags: ```tolerance``` -> ``--tolerance``."""
+    message = exc.message
+    for field, flag in FLAGS.items():
+        message = message.replace(f"`{field}`", flag)
+    if message == exc.message:
+        return exc
+    return type(exc)(message, source=exc.source, row=exc.row, column=exc.column)
 
 
 def _with_hint(exc: Any, args: argparse.Namespace) -> str:

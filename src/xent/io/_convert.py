@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from xent.io._errors import InputError
+from xent.io._readers import check_columns
+from xent.io._spec import ReadSpec
 from xent.metrics import BinaryState, MulticlassState, new_state
 from xent.metrics._invalid import LABEL, LOGIT, MISSING_LABEL, NAN, PARSE, RANGE, REASONS, SUM, WEIGHT, find_invalid
-from xent.io._readers import check_columns
-from xent.scoring._spec import ScoreInputError, ScoreSpec
 
 __all__ = ["state_from_table"]
 
@@ -73,7 +74,7 @@ def _arrow_column(table: Any, name: str) -> Any:
     return col
 
 
-def _columns(table: Any, spec: ScoreSpec, source: str) -> tuple[dict[str, Any], int]:
+def _columns(table: Any, spec: ReadSpec, source: str) -> tuple[dict[str, Any], int]:
     """Raw columns (pyarrow Arrays or NumPy arrays) and the row count."""
     if isinstance(table, dict):
         have = list(table)
@@ -142,7 +143,7 @@ def _floats(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarra
             except ValueError:
                 bad[i] = True
         return out, bad
-    raise ScoreInputError(f"expected a numeric column, got type {t}", source=source, column=column)
+    raise InputError(f"expected a numeric column, got type {t}", source=source, column=column)
 
 
 def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -169,7 +170,7 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
     if len(widths) > 1 or (lengths < 0).any():
         bad = int(np.flatnonzero(lengths != (widths[0] if len(widths) else -2))[0]) if len(widths) else 0
         got = "a missing list" if lengths[bad] < 0 else f"a list of {lengths[bad]} values"
-        raise ScoreInputError(f"every row must hold a list of {widths[0] if len(widths) else 'K'} probabilities, "
+        raise InputError(f"every row must hold a list of {widths[0] if len(widths) else 'K'} probabilities, "
                               f"got {got}", source=source, row=first_row + bad, column=column)
     k = int(widths[0]) if len(widths) else 0
     flat, bad = _floats(pc.list_flatten(x), source, column, first_row)
@@ -253,7 +254,7 @@ def _fmt_classes(classes: tuple[Any, ...]) -> str:
     return "[" + shown + (", ..." if len(classes) > 12 else "") + "]"
 
 
-def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, spec: ScoreSpec,
+def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, spec: ReadSpec,
              classes: tuple[Any, ...]) -> tuple[str, str]:
     """(message, column) for invalid row ``i``."""
     pred_cols = spec.pred
@@ -276,13 +277,13 @@ def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, 
         return f"logit {float(val)!r} is not finite", pcol
     if code == SUM:
         return (f"probabilities sum to {float(np.sum(row)):.10g}, not 1 (tolerance {spec.tolerance:g}; "
-                "use --tolerance, or --logit for unnormalised scores)", ", ".join(pred_cols))
+                "use `tolerance`, or `from_logits` for unnormalised scores)", ", ".join(pred_cols))
     if code == WEIGHT:
         return f"weight {float(np.asarray(w)[i])!r} must be finite and >= 0", spec.weight or ""
     return REASONS[code], pcol
 
 
-def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", first_row: int = 0,
+def state_from_table(table: Any, spec: ReadSpec, *, source: str = "<table>", first_row: int = 0,
                      state: BinaryState | MulticlassState | None = None,
                      threads: int | None = None) -> BinaryState | MulticlassState:
     """Validate one table (batch or partition) and fold it into ``state`` (a new state when None).
@@ -291,7 +292,8 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
     ----------
     table : pyarrow.Table, pyarrow.RecordBatch, pandas.DataFrame or dict of NumPy arrays
         Holds ``spec.columns``; extra columns are ignored.
-    spec : ScoreSpec
+    spec : ReadSpec
+        The columns and options (a :class:`xent.scoring.ScoreSpec` is one).
     source : str
         Named in error messages (usually the file path).
     first_row : int
@@ -303,7 +305,7 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
 
     Raises
     ------
-    ScoreInputError
+    InputError
         Missing column, unparseable number, NaN, probability outside [0, 1], a row
         not summing to 1, a label outside the class list, a bad weight (the first
         bad row, when ``spec.on_invalid == "error"``).
@@ -317,7 +319,7 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
             P, parse_bad = mat
             multi = True
         elif multi:
-            raise ScoreInputError("a multi-class input needs one column per class or a list column; this column "
+            raise InputError("a multi-class input needs one column per class or a list column; this column "
                                   "holds one value per row", source=source, column=spec.pred[0])
         else:
             P, parse_bad = _floats(cols[spec.pred[0]], source, spec.pred[0], first_row)
@@ -329,12 +331,13 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
         multi = True
     k = (len(P) if isinstance(P, list) else P.shape[1]) if multi else 2
     if multi and spec.classes is not None and len(spec.classes) != k:
-        raise ScoreInputError(f"the predictions have {k} values per row but `classes` lists {len(spec.classes)}",
+        raise InputError(f"the predictions have {k} values per row but `classes` lists {len(spec.classes)}",
                               source=source, column=spec.pred[0])
     if state is None:
-        state = new_state(spec, num_classes=k if multi else None)
+        state = new_state(k if multi else None, classes=spec.classes, n_bins=spec.n_bins,
+                          from_logits=spec.from_logits, eps=spec.eps, tolerance=spec.tolerance)
     elif isinstance(state, MulticlassState) != bool(multi) or (multi and state.num_classes != k):
-        raise ScoreInputError(f"this data is {'multi-class with ' + str(k) + ' classes' if multi else 'binary'}, "
+        raise InputError(f"this data is {'multi-class with ' + str(k) + ' classes' if multi else 'binary'}, "
                               "unlike the data before it", source=source, column=spec.pred[0])
     classes = spec.classes if spec.classes is not None else tuple(range(k))
     y_raw = cols[spec.label]
@@ -361,16 +364,16 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
         reason = np.where(missing, MISSING_LABEL, reason).astype(np.int8)
     bad = np.flatnonzero(reason)
     if len(bad) == 0:  # pragma: no cover - the kernel and find_invalid agree on validity
-        raise ScoreInputError("invalid row not located", source=source)
+        raise InputError("invalid row not located", source=source)
     if spec.on_invalid == "error":
         i = int(bad[0])
         msg, column = _message(int(reason[i]), i, y_raw=y_raw, P=P, col=int(col[i]), w=w, spec=spec, classes=classes)
-        raise ScoreInputError(msg, source=source, row=first_row + i, column=column)
+        raise InputError(msg, source=source, row=first_row + i, column=column)
     keep = reason == 0
     for code, count in zip(*np.unique(reason[~keep], return_counts=True)):
         state.add_skipped(REASONS[int(code)], int(count))
     first = state.fold(np.ascontiguousarray(y[keep]), np.ascontiguousarray(P[keep]),
                        None if w is None else np.ascontiguousarray(w[keep]), threads=threads)
     if first >= 0:  # pragma: no cover
-        raise ScoreInputError("invalid row left after skipping", source=source, row=first_row)
+        raise InputError("invalid row left after skipping", source=source, row=first_row)
     return state

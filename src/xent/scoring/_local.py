@@ -14,7 +14,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from xent.io import DEFAULT_BATCH_ROWS, Batch, count_rows, expand_paths, iter_batches, state_from_table
+from xent.io import (
+    DEFAULT_BATCH_ROWS,
+    Batch,
+    count_rows,
+    expand_paths,
+    iter_batches,
+    state_from_table,
+)
 from xent.scoring._progress import Progress
 from xent.scoring._report import ScoreReport
 from xent.scoring._spec import ScoreInputError, ScoreSpec
@@ -94,7 +101,7 @@ def score(paths: Any, spec: ScoreSpec, *, threads: int | None = None, progress: 
     files = expand_paths(paths)
     if threads is None:
         return _score(files, spec, threads, progress, batch_rows)
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     saved = pa.cpu_count()
     pa.set_cpu_count(threads)  # pyarrow's decode pool is process-wide: restored afterwards
