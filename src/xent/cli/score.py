@@ -96,7 +96,7 @@ def register(subparsers: Any) -> None:
 
 def spec_from_args(args: argparse.Namespace) -> Any:
     """The :class:`xent.scoring.ScoreSpec` the options describe."""
-    from xent.scoring import ScoreSpec
+    from xent.scoring import ScoreSpec  # start-up time: `xent explain` and `--help` do not load the scorer
 
     pred = args.logit or args.prob or ["prob"]
     try:
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     require("pyarrow", "xent score")  # reads every format; before any work, as one line
     if args.plot:
         require("matplotlib", "--plot")
-    from xent.scoring import ScoreInputError
+    from xent.scoring import ScoreInputError  # start-up time: `xent explain` and `--help` do not load the scorer
 
     spec = spec_from_args(args)
     if args.threads is not None and args.threads < 1:
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         if args.engine == "dask":
             report = _dask_score(args, spec, progress)
         else:
-            from xent.scoring import score
+            from xent.scoring import score  # start-up time: `xent explain` and `--help` do not load the scorer
 
             report = score(args.paths, spec, threads=args.threads, progress=progress)
     except ScoreInputError as exc:
@@ -172,10 +172,10 @@ def _with_hint(exc: Any, args: argparse.Namespace) -> str:
 
 
 def _dask_score(args: argparse.Namespace, spec: Any, progress: bool) -> Any:
-    from xent.scoring import ScoreInputError
+    from xent.scoring import ScoreInputError  # start-up time: `xent explain` and `--help` do not load the scorer
 
     try:
-        from xent import dask as xdask
+        from xent import dask as xdask  # optional dependency (the dask extra)
     except ImportError as exc:  # MissingDaskError's message already carries the install hint
         raise CLIError(f"--engine dask: {exc}") from None
     try:

@@ -80,7 +80,7 @@ def _columns(table: Any, spec: ReadSpec, source: str) -> tuple[dict[str, Any], i
         have = list(table)
         get = table.__getitem__
     elif hasattr(table, "iloc"):  # pandas DataFrame (a Dask partition)
-        import pyarrow as pa
+        import pyarrow as pa  # optional dependency (the cli extra)
 
         have = [str(c) for c in table.columns]
         check_columns(source, spec.columns, have, "data")
@@ -109,10 +109,10 @@ def _floats(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarra
             return a.astype(np.float32), None
         if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
             return a.astype(np.float64), None
-        import pyarrow as pa
+        import pyarrow as pa  # optional dependency (the cli extra)
 
         x = pa.array(a.tolist())  # strings or objects: parse like text
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     t = x.type
     # missing predictions (nulls) are NaN
@@ -153,12 +153,12 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
         if a.ndim == 2:
             return (a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)), None
         if a.dtype == object and len(a) and isinstance(a[0], (list, tuple, np.ndarray)):
-            import pyarrow as pa
+            import pyarrow as pa  # optional dependency (the cli extra)
 
             x = pa.array([None if v is None else list(v) for v in a])
         else:
             return None
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     t = x.type
     if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
@@ -179,7 +179,7 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
 
 def _strings(values: list[str]) -> Any:
     """A pyarrow string array, built from its buffers (``pa.array`` imports pandas: start-up time)."""
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     data = [v.encode("utf-8") for v in values]
     offsets = np.zeros(len(data) + 1, dtype=np.int64)
@@ -215,10 +215,10 @@ def _label_codes(x: Any, classes: tuple[Any, ...] | None, k: int, source: str, c
         a = np.asarray(x)
         if a.dtype.kind in "biuf" and numeric_classes:
             return _numeric_codes(a, classes), None
-        import pyarrow as pa
+        import pyarrow as pa  # optional dependency (the cli extra)
 
         x = _strings(a.tolist()) if a.dtype.kind == "U" else pa.array(a if a.dtype.kind in "biuf" else a.tolist())
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     t = x.type
     if numeric_classes and (pa.types.is_integer(t) or pa.types.is_floating(t)):

@@ -7,6 +7,8 @@ NPY/NPZ are loaded with ``allow_pickle=False`` (nothing is ever unpickled).
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +62,8 @@ def open_parquet(path: str, *, buffer_size: int = PARQUET_BUFFER, metadata: Any 
 
     ``buffer_size`` 0 reads each column chunk whole (faster, memory grows with the row group).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # optional dependency (the cli extra)
+    import pyarrow.parquet as pq  # optional dependency (the cli extra)
 
     try:
         # pre_buffer=False: with it, iter_batches keeps every row group it has read (RSS grows with the file)
@@ -94,7 +96,7 @@ def iter_batches(path: str, spec: ReadSpec, *, batch_rows: int = DEFAULT_BATCH_R
 
 
 def _parquet(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -> Iterator[Batch]:
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     pf = open_parquet(path)
     check_columns(path, cols, pf.schema_arrow.names)
@@ -119,10 +121,7 @@ def _parquet(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: boo
 
 def _csv_header(path: str) -> list[str] | None:
     """The column names of a CSV file (decompressed as pyarrow does), None when it is empty."""
-    import csv
-    import io
-
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     try:
         with pa.input_stream(path, compression="detect") as raw:
@@ -142,8 +141,8 @@ def _csv_header(path: str) -> list[str] | None:
 
 def _utf8(rb: Any, source: str, first_row: int) -> Any:
     """The batch's byte columns as UTF-8 text; InputError at the first value that is not UTF-8."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # optional dependency (the cli extra)
+    import pyarrow.compute as pc  # optional dependency (the cli extra)
 
     columns = []
     for name, col in zip(rb.schema.names, rb.columns):
@@ -168,7 +167,7 @@ def _ragged(path: str, names: list[str], bad: Any) -> InputError:
     """The error for a row with too many or too few fields (pyarrow's InvalidRow ``bad``)."""
     number = bad.number
     if number is None:  # a multi-threaded read does not know it: find it again on one thread
-        import pyarrow as pa
+        import pyarrow as pa  # optional dependency (the cli extra)
 
         seen: list[Any] = []
         try:
@@ -188,7 +187,7 @@ CSV_BLOCK = 1 << 24  # bytes of CSV text parsed at a time (one batch)
 
 def _read_csv(path: str, types: dict[str, Any], use_threads: bool, invalid: Any) -> Iterator[Any]:
     """pyarrow's streaming CSV reader over the columns of ``types``; rows of the wrong width go to ``invalid``."""
-    import pyarrow.csv as pcsv
+    import pyarrow.csv as pcsv  # optional dependency (the cli extra)
 
     def handler(row: Any) -> str:
         invalid(row)
@@ -208,7 +207,7 @@ def _csv_types(spec: ReadSpec, text: bool) -> dict[str, Any]:
     """Column types for pyarrow's CSV parser: numbers parsed by pyarrow (the fast path), or every
     column as bytes (``text``: the UTF-8 check and io._convert then name the row and column of a
     value that is not a number)."""
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     if text:
         return {c: pa.binary() for c in spec.columns}
@@ -219,7 +218,7 @@ def _csv_types(spec: ReadSpec, text: bool) -> dict[str, Any]:
 
 
 def _csv(path: str, spec: ReadSpec, batch_rows: int, use_threads: bool) -> Iterator[Batch]:
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     names = _csv_header(path)
     if not names:
