@@ -9,7 +9,7 @@ column) or drop and count them (``"skip"``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -168,13 +168,13 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
     lengths = _values(pc.list_value_length(x), -1)
     widths = np.unique(lengths[lengths >= 0])
     if len(widths) > 1 or (lengths < 0).any():
-        bad = int(np.flatnonzero(lengths != (widths[0] if len(widths) else -2))[0]) if len(widths) else 0
-        got = "a missing list" if lengths[bad] < 0 else f"a list of {lengths[bad]} values"
+        row = int(np.flatnonzero(lengths != (widths[0] if len(widths) else -2))[0]) if len(widths) else 0
+        got = "a missing list" if lengths[row] < 0 else f"a list of {lengths[row]} values"
         raise InputError(f"every row must hold a list of {widths[0] if len(widths) else 'K'} probabilities, "
-                              f"got {got}", source=source, row=first_row + bad, column=column)
+                         f"got {got}", source=source, row=first_row + row, column=column)
     k = int(widths[0]) if len(widths) else 0
     flat, bad = _floats(pc.list_flatten(x), source, column, first_row)
-    return flat.reshape(len(x), k), (None if bad is None else bad.reshape(len(x), k).any(axis=1))
+    return flat.reshape(len(x), k), (None if bad is None else np.asarray(bad.reshape(len(x), k).any(axis=1)))
 
 
 def _strings(values: list[str]) -> Any:
@@ -312,6 +312,7 @@ def state_from_table(table: Any, spec: ReadSpec, *, source: str = "<table>", fir
     """
     cols, _ = _columns(table, spec, source)
     parse_bad = None
+    P: np.ndarray | list[np.ndarray]
     multi = spec.multiclass
     if len(spec.pred) == 1:
         mat = _pred_matrix(cols[spec.pred[0]], source, spec.pred[0], first_row) if multi is not False else None
@@ -320,7 +321,7 @@ def state_from_table(table: Any, spec: ReadSpec, *, source: str = "<table>", fir
             multi = True
         elif multi:
             raise InputError("a multi-class input needs one column per class or a list column; this column "
-                                  "holds one value per row", source=source, column=spec.pred[0])
+                             "holds one value per row", source=source, column=spec.pred[0])
         else:
             P, parse_bad = _floats(cols[spec.pred[0]], source, spec.pred[0], first_row)
     else:
@@ -332,13 +333,14 @@ def state_from_table(table: Any, spec: ReadSpec, *, source: str = "<table>", fir
     k = (len(P) if isinstance(P, list) else P.shape[1]) if multi else 2
     if multi and spec.classes is not None and len(spec.classes) != k:
         raise InputError(f"the predictions have {k} values per row but `classes` lists {len(spec.classes)}",
-                              source=source, column=spec.pred[0])
+                         source=source, column=spec.pred[0])
     if state is None:
         state = new_state(k if multi else None, classes=spec.classes, n_bins=spec.n_bins,
                           from_logits=spec.from_logits, eps=spec.eps, tolerance=spec.tolerance)
-    elif isinstance(state, MulticlassState) != bool(multi) or (multi and state.num_classes != k):
+    elif isinstance(state, MulticlassState) != bool(multi) or (isinstance(state, MulticlassState)
+                                                                and state.num_classes != k):
         raise InputError(f"this data is {'multi-class with ' + str(k) + ' classes' if multi else 'binary'}, "
-                              "unlike the data before it", source=source, column=spec.pred[0])
+                         "unlike the data before it", source=source, column=spec.pred[0])
     classes = spec.classes if spec.classes is not None else tuple(range(k))
     y_raw = cols[spec.label]
     y, missing = _label_codes(y_raw, spec.classes, k, source, spec.label)
@@ -352,8 +354,12 @@ def state_from_table(table: Any, spec: ReadSpec, *, source: str = "<table>", fir
         P = np.ascontiguousarray(P)
         if y.dtype != np.int8:
             y = y.astype(np.int64, copy=False)
-    if missing is None and parse_bad is None and state.fold(y, P, w, threads=threads) < 0:
-        return state
+    if missing is None and parse_bad is None:
+        # a multi-class state reads the K columns in place; a binary one the contiguous column made above
+        first_bad = (state.fold(y, P, w, threads=threads) if isinstance(state, MulticlassState)
+                     else state.fold(y, cast(np.ndarray, P), w, threads=threads))
+        if first_bad < 0:
+            return state
     # Slow path: one reason per bad row, then raise on the first or drop them all.
     if isinstance(P, list):
         P = np.stack(P, axis=1, dtype=np.result_type(*P))

@@ -46,10 +46,10 @@ def check_columns(source: str, wanted: tuple[str, ...], have: list[Any], what: s
         if col not in have:
             shown = ", ".join(map(str, have[:20])) + (", ..." if len(have) > 20 else "")
             raise InputError(f"column not found (the {what} has: {shown or 'no columns'})", source=source,
-                                  column=col)
+                             column=col)
         if have.count(col) > 1:
             raise InputError(f"{have.count(col)} columns have this name; give each column read a name of its "
-                                  "own", source=source, column=col)
+                             "own", source=source, column=col)
 
 
 # Parquet data is read through a buffer of this size, never a whole column chunk at once, so
@@ -116,7 +116,7 @@ def _parquet(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: boo
                 row += part.num_rows
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InputError(f"cannot read Parquet data after row {row} (truncated or corrupt?): {exc}",
-                              source=path) from None
+                         source=path) from None
 
 
 def _csv_header(path: str) -> list[str] | None:
@@ -135,7 +135,7 @@ def _csv_header(path: str) -> list[str] | None:
             name.encode("utf-8")
         except UnicodeEncodeError:
             raise InputError(f"the header is not UTF-8 text ({name.encode('utf-8', 'surrogateescape')!r}); "
-                                  "save the file as UTF-8", source=path) from None
+                             "save the file as UTF-8", source=path) from None
     return header
 
 
@@ -158,7 +158,7 @@ def _utf8(rb: Any, source: str, first_row: int) -> Any:
                         v.decode("utf-8")
                 except UnicodeDecodeError:
                     raise InputError(f"the value {v!r} is not UTF-8 text; save the file as UTF-8",
-                                          source=source, row=first_row + i, column=name) from None
+                                     source=source, row=first_row + i, column=name) from None
             raise
     return pa.RecordBatch.from_arrays(columns, names=rb.schema.names)
 
@@ -179,7 +179,7 @@ def _ragged(path: str, names: list[str], bad: Any) -> InputError:
     have, want = bad.actual_columns, bad.expected_columns
     column = names[have] if have < want else None  # the first column without a value
     return InputError(f"expected {want} fields ({', '.join(names)}), got {have}: {bad.text!r}", source=path,
-                           row=None if number is None else number - 2, column=column)  # number: 1-based, header 1
+                      row=None if number is None else number - 2, column=column)  # number: 1-based, header 1
 
 
 CSV_BLOCK = 1 << 24  # bytes of CSV text parsed at a time (one batch)
@@ -259,7 +259,7 @@ def _npy(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -
     names = list(arr.dtype.names or ())
     if not names:
         raise InputError("an NPY file must hold a structured array with named fields (one per column)",
-                              source=path)
+                         source=path)
     check_columns(path, cols, names)
     for start in range(0, arr.shape[0], batch_rows):
         chunk = arr[start:start + batch_rows]

@@ -116,7 +116,8 @@ def _score(files: list[str], spec: ScoreSpec, threads: int | None, progress: boo
     bar = None
     if progress:
         counts = [count_rows(f) for f in files]
-        bar = Progress(total=None if any(c is None for c in counts) else sum(counts))
+        known = [c for c in counts if c is not None]
+        bar = Progress(total=sum(known) if len(known) == len(counts) else None)
     use_threads = threads != 1
     batches = _all_batches(files, spec, use_threads, batch_rows)
     if use_threads:
