@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xent.metrics import BinaryResult, MulticlassResult
+from xent.scoring._plot import plot_reliability
+from xent.scoring._render import render
 from xent.scoring._spec import ScoreSpec
 
 __all__ = ["ScoreReport"]
@@ -91,14 +93,10 @@ class ScoreReport:
 
     def render(self) -> str:
         """The terminal table."""
-        from xent.scoring._render import render
-
         return render(self)
 
     def plot(self, path: str) -> None:
         """Write the reliability diagram to ``path`` (PNG; matplotlib, imported here)."""
-        from xent.scoring._plot import plot_reliability
-
         plot_reliability(self, path)
 
 
