@@ -24,6 +24,7 @@ import torch
 __all__ = [
     "LossOptions",
     "grad_",
+    "kept_rows",
     "reduce_rows",
     "reduction_scale",
     "row_losses",
@@ -38,16 +39,25 @@ __all__ = [
 class LossOptions:
     """Validated scalar options (Python numbers, so tracing treats them as constants)."""
 
-    ignore_index: int
+    ignore_index: int | None  # None: every row counts
     label_smoothing: float
     z_loss: float
     softcap: float | None
     reduction: str
 
 
-def row_weights(target: torch.Tensor, class_weights: torch.Tensor | None, ignore_index: int, dtype: torch.dtype):
+def kept_rows(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
+    """The rows whose label is not ``ignore_index`` (all rows when it is None)."""
+    if ignore_index is None:
+        return torch.ones_like(target, dtype=torch.bool)
+    return target != ignore_index
+
+
+def row_weights(
+    target: torch.Tensor, class_weights: torch.Tensor | None, ignore_index: int | None, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Safe labels (ignored -> 0), the valid mask and c_i = w[y_i] * valid_i."""
-    valid = target != ignore_index
+    valid = kept_rows(target, ignore_index)
     safe = torch.where(valid, target, torch.zeros((), dtype=target.dtype, device=target.device))
     if class_weights is None:
         c = valid.to(dtype)

@@ -21,7 +21,7 @@ place and handed out once; a second backward through the same graph
 (``retain_graph=True``, gradcheck) takes the recomputation path, so it is exact too.
 A backward that builds a graph (``create_graph=True``: gradient penalties,
 Hessian-vector products) differentiates the materialised formula of
-:func:`xent.torch._reference.reference_loss` instead, so it is exact to any order
+:func:`xent.torch._formula.formula_loss` instead, so it is exact to any order
 (and costs the N x V logits once).
 """
 
@@ -38,7 +38,7 @@ from xent.torch._kernel import (
 )
 from xent.torch._logits import logits_block_rows
 from xent.torch._parallel import for_blocks, thread_buffer, threaded
-from xent.torch._reference import reference_loss
+from xent.torch._formula import formula_loss
 
 __all__ = ["LinearCrossEntropyFunction", "fused_linear_cross_entropy"]
 
@@ -243,7 +243,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
 
 
 def _differentiable_grads(ctx, grad_out):
-    """Gradients of the materialised formula (:func:`reference_loss`), built as a graph.
+    """Gradients of the materialised formula (:func:`xent.torch._formula.formula_loss`), built as a graph.
 
     Only a backward with ``create_graph=True`` comes here (gradient penalties, Hessian-vector
     products): it materialises the N x V logits once, in float32 (float64 for float64 inputs).
@@ -255,7 +255,7 @@ def _differentiable_grads(ctx, grad_out):
         z = hidden.to(cdt) @ weight.to(cdt).t()
         if bias is not None:
             z = z + bias.to(cdt)
-        out, _ = reference_loss(z, target, ctx.opts, class_weights)
+        out, _ = formula_loss(z, target, ctx.opts, class_weights)
         got = iter(torch.autograd.grad(out, inputs, grad_out.to(out.dtype), create_graph=True))
     return tuple(next(got) if need else None for need in ctx.needs_input_grad[:3])
 

@@ -9,7 +9,7 @@ gradient (in place) by the upstream gradient, per row for ``reduction="none"``,
 which is exact because row ``i`` of the gradient depends on the loss of row
 ``i`` only. A second backward through the same graph recomputes the gradient.
 A backward that builds a graph (``create_graph=True``) differentiates the
-materialised formula of :func:`xent.torch._reference.reference_loss` instead,
+materialised formula of :func:`xent.torch._formula.formula_loss` instead,
 so gradient penalties and Hessian-vector products are exact.
 """
 
@@ -28,7 +28,7 @@ from xent.torch._kernel import (
 )
 from xent.torch._options import default_rows
 from xent.torch._parallel import for_blocks, thread_buffer, threaded
-from xent.torch._reference import reference_loss
+from xent.torch._formula import formula_loss
 from xent.torch._vocab_parallel import stats_width
 
 __all__ = ["CrossEntropyFunction", "logits_block_rows", "logits_rows"]
@@ -74,7 +74,7 @@ class CrossEntropyFunction(torch.autograd.Function):
             ctx.grad = None
             with torch.enable_grad():
                 z = logits.to(torch.promote_types(logits.dtype, torch.float32))
-                out, _ = reference_loss(z, target, ctx.opts, class_weights, sample_weights)
+                out, _ = formula_loss(z, target, ctx.opts, class_weights, sample_weights)
                 (g,) = torch.autograd.grad(out, logits, grad_out.to(out.dtype), create_graph=True)
             return (g, *nones)
         grad = ctx.grad

@@ -62,8 +62,7 @@ def sparse_categorical_cross_entropy(
     example_shape = z.shape[:-1]
     z2 = z.reshape(-1, n_classes)
     target = labels.reshape(-1)
-    # Without ignore_index every label was checked to lie in [0, C): -1 then matches none.
-    opts = LossOptions(ignore_index=-1 if ignore_index is None else int(ignore_index),
+    opts = LossOptions(ignore_index=ignore_index,
                        label_smoothing=label_smoothing, z_loss=0.0, softcap=None, reduction=reduction)
     cw = None if class_weights is None else class_weights.to(cdt)
     sw = None if weights is None else weights.reshape(-1).to(cdt)
