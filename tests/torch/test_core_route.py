@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import xent
 import xent.torch._route as route
 from xent.engine import use_engine
+
 from torch_reference import _reference_cross_entropy
 from xtorch_helpers import assert_close
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 import xent
 import xent.torch as xt
+
 from torch_reference import _reference_cross_entropy
 from xtorch_helpers import assert_close
 

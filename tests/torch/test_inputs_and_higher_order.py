@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import xent.torch as xt
+
 from torch_reference import _reference_linear_cross_entropy
 from xtorch_helpers import assert_close, make_problem
 

@@ -44,6 +44,7 @@ def _body(rank, world, sizes):
     import torch.nn.functional as F
 
     import xent.torch as xt
+
     from torch_reference import _reference_linear_cross_entropy
 
     group = dist.group.WORLD

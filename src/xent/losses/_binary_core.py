@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from xent._lib.namespace import scalar
+from xent._lib.rules import smooth_binary_targets
 from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
 from xent.primitives import _log_sigmoid, _sigmoid
@@ -78,7 +79,7 @@ def binary_core(
     ``gamma`` and ``alpha`` are floats or (traced) 0-d arrays of ``x``'s dtype.
     """
     e = label_smoothing
-    ys = y if e == 0.0 else y * (1.0 - e) + e / 2.0
+    ys = smooth_binary_targets(y, e)
     a = ys if pos_weight is None else ys * pos_weight
     b = 1.0 - ys
     if from_logits:

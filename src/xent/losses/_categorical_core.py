@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from xent._lib.namespace import device_of, scalar
+from xent._lib.rules import smooth_targets
 from xent.losses._binary_core import focal_power, focal_power_derivative, is_zero
 from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
@@ -68,7 +69,7 @@ def categorical_core(
     """
     ndim, e = x.ndim, label_smoothing
     n_classes = x.shape[axis]
-    q = t if e == 0.0 else t * (1.0 - e) + e / n_classes
+    q = smooth_targets(t, e, n_classes)
     w = class_vector(class_weights, ndim, axis, xp)
     a = q if w is None else q * w
     norm = None if w is None else xp.sum(t * w, axis=axis)

@@ -7,10 +7,12 @@ Nothing here computes a loss; the formulas live in ``_binary_core`` and
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from xent import engine
+from xent._lib import rules
 from xent._lib.namespace import as_float_array, library_name, scalar, to_result
 from xent._lib.validation import (
     check_base,
@@ -42,24 +44,16 @@ def check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
-def check_loss_options(*, reduction: Any, base: Any, label_smoothing: Any) -> tuple[str, float | None, float]:
+def check_loss_options(*, reduction: Any, base: Any, label_smoothing: Any) -> tuple[Reduction, float | None, float]:
     """Validate the scalar options every loss shares; return them normalised."""
-    check_choice("reduction", reduction, Reduction)
-    return reduction, check_base(base), check_fraction("label_smoothing", label_smoothing)
+    checked = cast(Reduction, check_choice("reduction", reduction, Reduction))  # one of Reduction's values
+    return checked, check_base(base), check_fraction("label_smoothing", label_smoothing)
 
 
 def resolve_eps(eps: Any, like: Any, xp: Any) -> float:
-    """``"auto"`` -> machine epsilon of ``like``'s dtype; a number in [0, 0.5) -> itself."""
-    if isinstance(eps, str):
-        if eps != "auto":
-            raise ValueError(f"`eps` must be 'auto' or a number in [0, 0.5), got {eps!r}")
-        return float(xp.finfo(like.dtype).eps)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`eps` must be 'auto' or a number in [0, 0.5), got {eps!r}")
-    v = float(eps)
-    if not (0.0 <= v < 0.5 and math.isfinite(v)):
-        raise ValueError(f"`eps` must be 'auto' or a number in [0, 0.5), got {eps!r}")
-    return v
+    """``"auto"`` -> machine epsilon of ``like``'s dtype; a number in [0, 0.5) -> itself
+    (the rule: :func:`xent._lib.rules.resolve_eps`)."""
+    return rules.resolve_eps(eps, like.dtype, finfo=xp.finfo)
 
 
 def clip_probabilities(p: Any, eps: float, xp: Any) -> tuple[Any, Any]:
@@ -129,8 +123,6 @@ def torch_sparse_cross_entropy(logits: Any, labels: Any, **options: Any) -> tupl
     ``use_engine("reference")``) means the caller runs the generic array-API path.
     The NumPy counterpart is :func:`xent.engine.sparse_categorical_cross_entropy`.
     """
-    from xent import engine
-
     if library_name(logits) != "torch" or engine.get_engine() == "reference":
         return None
     from xent.torch._route import sparse_categorical_cross_entropy  # torch is optional: loaded for torch tensors

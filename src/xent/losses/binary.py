@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from xent import engine
 from xent._lib.namespace import as_float_array, compute_dtype, get_namespace
+from xent._lib.typing import Array, ArrayLike, Eps, Reduction
 from xent._lib.validation import check_shape, check_values_in, warn_if_swapped
 from xent.losses._binary_core import binary_core
 from xent.losses._common import (
@@ -56,20 +57,54 @@ def prepare_binary(
     )
 
 
+@overload
 def binary_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
     from_logits: bool = False,
-    weights: Any = None,
-    pos_weight: Any = None,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def binary_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
+
+
+def binary_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Binary cross-entropy (log loss) of targets ``y_true`` and predictions ``y_pred``.
 
     Every element is one example. With smoothed targets :math:`y' = y(1-e) + e/2`,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from xent import engine
 from xent._lib.namespace import as_float_array, compute_dtype, get_namespace
+from xent._lib.typing import Array, ArrayLike, Eps, Reduction
 from xent._lib.validation import (
     check_index,
     check_integer_dtype,
@@ -72,21 +73,57 @@ def prepare_categorical(
     )
 
 
+@overload
 def categorical_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
     from_logits: bool = False,
     axis: int = -1,
-    class_weights: Any = None,
-    weights: Any = None,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def categorical_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
+
+
+def categorical_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Categorical cross-entropy of target distributions and predicted distributions.
 
     With targets :math:`t` (one-hot or soft) along the class axis, smoothing
@@ -188,22 +225,60 @@ def categorical_cross_entropy(
     return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
 
 
+@overload
 def sparse_categorical_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
     from_logits: bool = False,
     axis: int = -1,
-    class_weights: Any = None,
-    weights: Any = None,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def sparse_categorical_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
+
+
+def sparse_categorical_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Cross-entropy of integer class labels and predicted distributions.
 
     With label :math:`y_i`, smoothing :math:`e`, :math:`C` classes, class

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from xent._lib.namespace import as_float_array, get_namespace
+from xent._lib.typing import Array, ArrayLike, Eps, Reduction
 from xent._lib.validation import (
     check_fraction,
     check_nonnegative_scalar,
@@ -27,22 +28,60 @@ def _scalar_option(name: str, value: Any, check: Any, like: Any, xp: Any) -> Any
     return v if isinstance(v, float) else as_float_array(v, xp, like=like, name=name)
 
 
+@overload
 def binary_focal_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
-    gamma: float = 2.0,
-    alpha: float | None = None,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
     from_logits: bool = False,
-    weights: Any = None,
-    pos_weight: Any = None,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def binary_focal_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    from_logits: bool = False,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
+
+
+def binary_focal_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    from_logits: bool = False,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Binary focal cross-entropy: cross-entropy scaled down on well-classified elements.
 
     With smoothed targets :math:`y' = y(1-e) + e/2`, :math:`p` the predicted
@@ -112,23 +151,63 @@ def binary_focal_cross_entropy(
     return finish(out[0], out[1], a["xp"], base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
 
 
+@overload
 def categorical_focal_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
-    gamma: float = 2.0,
-    alpha: Any = None,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
     from_logits: bool = False,
     axis: int = -1,
-    class_weights: Any = None,
-    weights: Any = None,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def categorical_focal_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
+
+
+def categorical_focal_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Categorical focal cross-entropy of target distributions and predicted distributions.
 
     With targets :math:`t` (one-hot or soft), :math:`q = (1-e)t + e/C`, class

@@ -16,7 +16,13 @@ from xent.torch._kernel import LossOptions, kept_rows
 __all__ = ["formula_loss"]
 
 
-def formula_loss(z, target, opts: LossOptions, class_weights=None, sample_weights=None):
+def formula_loss(
+    z: torch.Tensor,
+    target: torch.Tensor,
+    opts: LossOptions,
+    class_weights: torch.Tensor | None = None,
+    sample_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(reduced loss, lse) of (N, C) logits ``z`` and (N,) int64 labels, differentiable twice.
 
     ``sample_weights`` (N,) multiply each row's loss and its weight in the mean's
