@@ -7,6 +7,7 @@ Nothing here computes a loss; the formulas live in ``_binary_core`` and
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -25,6 +26,8 @@ from xent.losses._reduce import Reduction
 from xent.primitives import _safe_mul as safe_mul  # re-exported: the losses' name for it
 
 __all__ = [
+    "BinaryInputs",
+    "CategoricalInputs",
     "check_flag",
     "check_loss_options",
     "clip_probabilities",
@@ -35,6 +38,43 @@ __all__ = [
     "safe_div",
     "safe_mul",
 ]
+
+
+@dataclass(frozen=True)
+class CategoricalInputs:
+    """The validated arguments every softmax loss shares (:func:`prepare_categorical`)."""
+
+    predictions: Any  # y_pred, floating, in the compute dtype (float32 for half precision)
+    axis: int  # the class axis, non-negative
+    class_weights: Any  # (C,) or None
+    sample_weights: Any  # broadcast to example_shape, or None
+    label_smoothing: float
+    eps: float  # the clipping bound (rules.resolve_eps)
+    from_logits: bool
+    reduction: Reduction
+    base: float | None
+    return_grad: bool
+    example_shape: tuple[int, ...]  # y_pred's shape without the class axis
+    n_classes: int
+    dtype: Any  # the dtype results come back in (the input's)
+
+
+@dataclass(frozen=True)
+class BinaryInputs:
+    """The validated arguments every binary loss shares (:func:`prepare_binary`)."""
+
+    xp: Any  # the array namespace of the inputs
+    targets: Any  # y_true, in the predictions' dtype
+    predictions: Any  # y_pred, in the compute dtype
+    sample_weights: Any  # broadcast to the predictions' shape, or None
+    pos_weight: Any  # broadcast to the predictions' shape, or None
+    label_smoothing: float
+    eps: float
+    from_logits: bool
+    reduction: Reduction
+    base: float | None
+    return_grad: bool
+    dtype: Any  # the dtype results come back in (the input's)
 
 
 def check_flag(name: str, value: Any) -> bool:
