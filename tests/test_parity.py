@@ -194,7 +194,8 @@ def _sample_weights(kind, n, dtype, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_softmax_every_path_every_option(shape, dtype, rng=np.random.default_rng(0)):
+def test_softmax_every_path_every_option(shape, dtype):
+    rng = np.random.default_rng(0)
     z, labels, cw = _problem(shape, dtype, rng)
     paths = _softmax_paths()
     for e, use_cw, sw_kind, ignore, reduction in itertools.product(SMOOTHING, (False, True), WEIGHTS, IGNORE,
