@@ -35,11 +35,13 @@ PACKAGE = SRC / "xent"
 # Lowest first; a module imports its own package or a lower layer, never a higher one, and never
 # another package of its own layer. `xent` is the package's __init__ (the public API of the core).
 # xent._native is the compiled extension (the C++ kernels), loaded by xent._lib.native.
+# xent.typing re-exports _lib's public types for users.
 # The engine sits under the primitives: they call its typed kernels and fall back to NumPy.
 # The CLI drives both engines, so it sits above the Dask engine.
 LAYERS: list[tuple[str, ...]] = [
     ("xent._native",),
     ("xent._lib",),
+    ("xent.typing",),
     ("xent.engine",),
     ("xent.primitives",),
     ("xent.information", "xent.losses"),
