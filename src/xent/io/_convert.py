@@ -340,7 +340,13 @@ def _fold_groups(state: Any, cols: dict[str, Any], spec: ScoreSpec, y: np.ndarra
                           None if w is None else (w if keep is None else w[keep]), by=by, source=source, rows=rows)
     except SegmentLimitError as exc:
         col = next(iter(c for c, g in state.groups.items() if len(g.keys) >= g.max_segments), None)
-        raise ScoreInputError(str(exc), source=source, column=col) from None
+        row = None
+        if col in by:
+            values, inverse = by[col]
+            at = [i for i, v in enumerate(values) if v == exc.value and (v is None) == (exc.value is None)]
+            hit = np.flatnonzero(inverse == at[0]) if at else []
+            row = int(rows[hit[0]]) if len(hit) else None
+        raise ScoreInputError(f"{exc} (value {exc.value!r})", source=source, row=row, column=col) from None
 
 
 def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", first_row: int = 0,

@@ -91,7 +91,11 @@ DEFAULT_SEED = 0
 
 
 class SegmentLimitError(ValueError):
-    """More distinct segment values than ``max_segments``."""
+    """More distinct segment values than ``max_segments``; ``value`` is the first one over the limit."""
+
+    def __init__(self, message: str, value: Any = None) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 def _mantissa_for(k: int, octaves: int, budget: int, top: int) -> int:
@@ -175,7 +179,7 @@ class GroupState:
             if j is None:
                 if len(self.keys) >= self.max_segments:
                     raise SegmentLimitError(f"more than {self.max_segments:,} distinct values (--max-segments); "
-                                            "segment by a column with fewer values, or raise the limit")
+                                            "segment by a column with fewer values, or raise the limit", v)
                 j = self._index[v] = len(self.keys)
                 self.keys.append(v)
             out[i] = j
