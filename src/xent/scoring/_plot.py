@@ -9,10 +9,10 @@ __all__ = ["plot_reliability"]
 
 def plot_reliability(report: Any, path: str) -> None:
     try:
-        import matplotlib
+        import matplotlib  # optional dependency (the cli extra)
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # optional dependency (the cli extra)
     except ImportError:
         raise ModuleNotFoundError('plotting needs matplotlib: pip install "xent-ml[cli]"', name="matplotlib") from None
     r = report.result
