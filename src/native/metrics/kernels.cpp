@@ -575,6 +575,37 @@ void binary_histogram(const Batch& b, const Options& o, const Histogram& h) {
   parallel_for(o.threads, parts, fn, &job);
 }
 
+struct MultiHistJob {
+  const Batch* batch;
+  const Histogram* hist;
+  std::size_t k;
+};
+
+template <class P>
+void multi_histogram_task(void* ctx, std::size_t c) {  // one task per class: it owns that class's histogram
+  const MultiHistJob& job = *static_cast<const MultiHistJob*>(ctx);
+  const Batch& b = *job.batch;
+  const Histogram& h = *job.hist;
+  const P* col = static_cast<const P*>(b.pred[c]);
+  const std::size_t stride = static_cast<std::size_t>(b.stride);
+  double* pos = h.pos + c * static_cast<std::size_t>(h.n_bins);
+  double* neg = h.neg + c * static_cast<std::size_t>(h.n_bins);
+  const std::int64_t ci = static_cast<std::int64_t>(c);
+  for (std::size_t i = 0; i < b.n; ++i) {
+    const std::int64_t yv = b.label_type == Labels::i8 ? static_cast<const std::int8_t*>(b.labels)[i]
+                                                        : static_cast<const std::int64_t*>(b.labels)[i];
+    const std::int64_t k = score_bin<P, false>(col[i * stride], h.octaves, h.mantissa_bits);
+    (yv == ci ? pos : neg)[k] += b.weights ? b.weights[i] : 1.0;
+  }
+}
+
+void multiclass_histogram(const Batch& b, std::size_t n_classes, const Histogram& h, int threads) {
+  if (b.n == 0 || h.n_bins < 1) return;
+  MultiHistJob job{&b, &h, n_classes};
+  parallel_for(threads, n_classes, b.pred_type == Floats::f32 ? multi_histogram_task<float>
+                                                               : multi_histogram_task<double>, &job);
+}
+
 // ---- entry points -------------------------------------------------------------------
 
 using Rows = void (*)(const Job&, Part&, std::size_t, std::size_t);
@@ -610,6 +641,6 @@ std::int64_t multiclass(const Batch& b, const Options& o, const Sums& sums) {
 
 }  // namespace
 
-extern const Table table = {binary, multiclass, binary_histogram};
+extern const Table table = {binary, multiclass, binary_histogram, multiclass_histogram};
 
 }  // namespace xent::metrics::XENT_ISA_NS

@@ -96,6 +96,9 @@ struct Table {
   std::int64_t (*multiclass)(const Batch& batch, const Options& options, const Sums& sums);
   // adds a batch of valid binary rows to `hist` (after `binary` returned -1)
   void (*binary_histogram)(const Batch& batch, const Options& options, const Histogram& hist);
+  // adds a batch of valid multi-class probability rows to the one-vs-rest histograms: class k's
+  // histogram is hist.pos/neg + k * hist.n_bins, of the column p_k (after `multiclass` returned -1)
+  void (*multiclass_histogram)(const Batch& batch, std::size_t n_classes, const Histogram& hist, int threads);
 };
 
 namespace baseline { extern const Table table; }

@@ -118,7 +118,7 @@ def multiclass_rows(y: np.ndarray, X: np.ndarray, logits: bool, eps: float) -> t
 
 
 def multiclass(y: np.ndarray, columns: Any, w: np.ndarray | None, sums: Sums, logits: bool, eps: float,
-               tolerance: float, threads: int = 1) -> int:
+               tolerance: float, threads: int = 1, auc_octaves: int = 0, auc_bits: int = 0) -> int:
     """Fold a multi-class batch: ``y`` (n,) class codes, ``columns`` (n, K) or K arrays of (n,), ``w`` (n,)."""
     y = np.asarray(y, dtype=np.int64)
     X = _matrix(columns)
@@ -148,6 +148,10 @@ def multiclass(y: np.ndarray, columns: Any, w: np.ndarray | None, sums: Sums, lo
     sums.class_rows += np.bincount(y, minlength=K)
     _fold_bins(sums, _bins(conf, len(sums.bin_rows)), wv, conf, hit)
     sums.rows += n
+    if auc_octaves > 0 and not logits and "auc_pos" in sums.names:  # as the native one: logits by the caller
+        for k in range(K):
+            b = score_bins(X[:, k], logits=False, octaves=auc_octaves, mantissa_bits=auc_bits)
+            scatter(sums.auc_pos[k], sums.auc_neg[k], b, y == k, w)
     return -1
 
 

@@ -379,10 +379,11 @@ class MulticlassState(_State):
         if len(y) == 0:
             return -1
         columns, dtype = _columns(P)
+        octaves, bits = (MULTICLASS_AUC_OCTAVES, self.auc_bits) if self.auc_bits is not None else (0, 0)
         first = int(kernels().multiclass(y if y.dtype in (np.int8, np.int64) else y.astype(np.int64), columns, w,
                                          self.sums, self.from_logits, self._eps(dtype), self.tolerance,
-                                         threads or get_num_threads()))
-        if first < 0 and self.auc_bits is not None:
+                                         threads or get_num_threads(), octaves, bits))
+        if first < 0 and self.auc_bits is not None and self.from_logits:  # the kernels bin probabilities only
             fold_multiclass_auc(self.sums.auc_pos, self.sums.auc_neg, y, columns, w, logits=self.from_logits,
                                 resolution=(MULTICLASS_AUC_OCTAVES, self.auc_bits))
         return first
