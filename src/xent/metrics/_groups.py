@@ -34,6 +34,24 @@ same ``row_buckets``), draw one ``counts = bootstrap_counts(...)``, and take
 percentiles of ``replicate_metrics(b, counts)[m] - replicate_metrics(a, counts)[m]``
 (:func:`paired_intervals` does exactly this, per segment). The same buckets in both
 replicates make the interval of the difference as narrow as the pairing allows.
+A recipe for two models A and B over the same files::
+
+    spec_a = ScoreSpec(label="y", pred="p_a", by=("country",), ci=0.95)
+    spec_b = spec_a.with_(pred=("p_b",))
+    a = b = None
+    for batch in iter_batches(path, spec_a):  # or the rows of B's files, in the same order
+        a = state_from_table(batch.table, spec_a, source=batch.source, first_row=batch.first_row, state=a)
+        b = state_from_table(batch.table, spec_b, source=batch.source, first_row=batch.first_row, state=b)
+    # per segment of `country`: the interval of B - A for every metric of CI_METRICS
+    keys, delta = paired_intervals(a.groups["country"], b.groups["country"], level=0.95)
+    # the whole stream: one segment (groups[None] when there is no `by` column)
+    _, overall = paired_intervals(a.groups["country"].total(), b.groups["country"].total(), level=0.95)
+
+(The source and first_row must be those of A's rows for both states, so that a row
+lands in the same bucket for A and B. With ``--against FILES2``, pass A's file name
+and row numbers when folding B's rows.) The AUC shift uses each state's own segment
+histograms; pass the fine overall AUC through :func:`intervals`'s ``auc`` for a
+single model.
 
 Metric keys (:data:`METRICS`) are those of ``metrics`` in the JSON report:
 ``rows``, ``weight``, ``log_loss``, ``normalized_entropy`` (the segment's own prior,
