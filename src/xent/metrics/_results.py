@@ -14,6 +14,12 @@ Definitions (W = total weight, w_i row weights, 1 when absent; logs natural):
 - ``calibration_ratio_pred_over_obs`` = sum w p / sum w y (binary; > 1 means
   over-prediction); per class sum w p_k / sum w [y = k] for multi-class.
 - ``accuracy``: binary predicts 1 when p >= 0.5; multi-class predicts the arg max.
+- ``roc_auc`` (binary) = weighted P(score of a positive > score of a negative) + 1/2 P(tie),
+  scikit-learn ``roc_auc_score`` with ``sample_weight``; multi-class: one-vs-rest of each
+  class's probability, averaged over the classes (``roc_auc``, macro) or weighted by the
+  classes' weight (``roc_auc_weighted``), as ``multi_class="ovr"``. ``average_precision``:
+  scikit-learn ``average_precision_score``. Each comes with ``*_error_bound``, a proven bound
+  on the distance to those values (:mod:`xent.metrics._auc`).
 - ECE = sum_b (W_b / W) |conf_b - obs_b| over non-empty bins, MCE = max_b |conf_b - obs_b|,
   with uniform bins b = min(floor(p * n_bins), n_bins - 1) (bin k is [k/n, (k+1)/n),
   p = 0 in the first bin, p = 1 in the last). Binary bins the positive-class

@@ -259,6 +259,11 @@ class BinaryState(_State):
         Probabilities are clipped to [eps, 1 - eps] for the log loss only (as
         scikit-learn ``log_loss``); "auto" = machine eps of each batch's dtype
         (1.19e-7 for float32, 2.2e-16 for float64), 0.0 = no clipping.
+    auc : bool
+        Keep the score histograms of ROC AUC and average precision
+        (:mod:`xent.metrics._auc`: 2 x 2**22 float64 bins, 64 MiB of address space of
+        which only the bins where scores land are touched); False leaves them out
+        (the results' AUC fields are then NaN).
 
     Examples
     --------
@@ -333,6 +338,9 @@ class MulticlassState(_State):
         As for :class:`BinaryState`; logits are softmaxed per row (log_softmax, never clipped).
     tolerance : float
         Probability rows must satisfy |sum_k p_k - 1| <= tolerance.
+    auc : bool
+        Keep one-vs-rest score histograms per class (ROC AUC macro, weighted and per
+        class; 2**22 bins in all, fewer per class as K grows, none above 131,072 classes).
     """
 
     _fields = MULTICLASS_FIELDS
