@@ -99,7 +99,7 @@ def cost_table(rows_m: int, reps: int) -> None:
     cmds = {"plain xent score": base, "--by seg --ci 0.95": [*base, "--by", "seg", "--ci", "0.95"],
             "--by seg": [*base, "--by", "seg"], "--ci 0.95": [*base, "--ci", "0.95"]}
     best = {k: (math.inf, 0.0) for k in cmds}
-    for k, argv in cmds.items():  # warm-up: the file in the page cache
+    for argv in cmds.values():  # warm-up: the file in the page cache
         _run_rss(argv)
     for _ in range(reps):
         for k, argv in cmds.items():

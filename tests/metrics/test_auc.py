@@ -102,7 +102,8 @@ def test_merge_any_split_is_exact_and_pickles(multi):
     if multi:
         P = softmax(rng.normal(0, 1.5, (3000, 4)), axis=1)
         y = rng.integers(0, 4, 3000)
-        new = lambda: MulticlassState(4)
+        def new():
+            return MulticlassState(4)
     else:
         y, _, P, _ = _data(3000, 8)
         new = BinaryState

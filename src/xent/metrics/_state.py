@@ -29,8 +29,14 @@ import numpy as np
 
 from xent._lib.namespace import to_numpy
 from xent._lib.threads import get_num_threads
-from xent.metrics._auc import (auc_from_histogram, average_precision_from_histogram, macro_weighted, n_score_bins,
-                               scatter, score_bins)
+from xent.metrics._auc import (
+    auc_from_histogram,
+    average_precision_from_histogram,
+    macro_weighted,
+    n_score_bins,
+    scatter,
+    score_bins,
+)
 from xent.metrics._dispatch import kernels
 from xent.metrics._groups import GroupState, row_buckets, row_values
 from xent.metrics._invalid import REASONS, find_invalid

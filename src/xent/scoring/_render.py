@@ -18,8 +18,9 @@ def _f(x: float, digits: int = 6) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
@@ -102,7 +103,9 @@ def render(report: Any, *, top: int = 20) -> str:
         ["relative info gain (RIG = 1 - NE)", _f(r.rig)],
         ["label entropy H(prior) (nats)", _f(r.entropy_prior)],
     ]
-    bound = (lambda b: f" (+-{b:.1e})" if isinstance(b, float) and math.isfinite(b) else "")
+    def bound(b: float) -> str:
+        return f" (+-{b:.1e})" if isinstance(b, float) and math.isfinite(b) else ""
+
     if multi:
         rows += [["Brier (sum over classes, [0, 2])", _f(r.brier)], ["accuracy (arg max)", _f(r.accuracy)],
                  ["calibration ratio (top-label conf/acc)", _f(_calibration(r), 4)],
