@@ -4,7 +4,8 @@
 
 - ctr_sample.parquet: 5,000 ad impressions from a slightly over-confident click
   model: `clicked` (int8 0/1), `p_click` (float32), `weight` (float32, 1 to 3),
-  `logit_click` (float32, the model's log-odds: p_click = sigmoid(logit_click)).
+  `logit_click` (float32, the model's log-odds: p_click = sigmoid(logit_click)),
+  `device` (string: mobile, desktop or tablet; NULL where unknown), a column to segment by.
 - species_sample.csv: 1,500 rows of a 3-class classifier: `species` (string),
   `p_setosa`, `p_versicolor`, `p_virginica` (probabilities, 6 decimals).
 - tokens_sample.parquet: 400 next-token predictions of a small language model over a
@@ -32,8 +33,12 @@ def ctr(path: str, n: int = 5000) -> None:
     logit = 1.15 * z + 0.25  # over-confident, over-predicting
     p_click = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
     weight = rng.integers(1, 4, n).astype(np.float32)  # e.g. repeated impressions
+    # drawn from a generator of its own, after the others: the other columns keep their values
+    seg = np.random.default_rng(2027)
+    device = seg.choice(np.array(["mobile", "desktop", "tablet"], dtype=object), n, p=[0.6, 0.3, 0.1])
+    device[seg.random(n) < 0.02] = None
     table = pa.table({"clicked": clicked, "p_click": p_click, "weight": weight,
-                      "logit_click": logit.astype(np.float32)})
+                      "logit_click": logit.astype(np.float32), "device": pa.array(device.tolist(), pa.string())})
     pq.write_table(table, path, compression="zstd")
 
 

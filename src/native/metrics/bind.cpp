@@ -1,7 +1,7 @@
 // Python bindings of the metrics kernels: shape checks, GIL release, dispatch to the
 // table of the CPU's variant (kernels.hpp). Compiled once, for the baseline.
 //
-//   xent._native.metrics.binary(y, p, w, sums, logits, eps, threads) -> int
+//   xent._native.metrics.binary(y, p, w, sums, logits, eps, threads, auc_octaves=0, auc_bits=0) -> int
 //   xent._native.metrics.multiclass(y, columns, w, sums, logits, eps, tolerance, threads) -> int
 //     (columns: an (n, K) array with any positive strides, or a list of K arrays of shape (n,))
 //
@@ -130,8 +130,27 @@ std::int64_t finish(std::int64_t r) {
   return r;
 }
 
+using PlainArray = nb::ndarray<double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+// The binary state's AUC histograms (`sums.auc_pos`, `sums.auc_neg`: float64 of one length), or none.
+metrics::Histogram read_histogram(nb::handle sums, int octaves, int mantissa_bits) {
+  metrics::Histogram h{nullptr, nullptr, 0, octaves, mantissa_bits};
+  nb::object a = nb::getattr(sums, "auc_pos", nb::none()), b = nb::getattr(sums, "auc_neg", nb::none());
+  if (a.is_none() || b.is_none() || octaves < 1) return h;
+  PlainArray pa, pb;
+  if (!nb::try_cast(a, pa, false) || !nb::try_cast(b, pb, false) || pa.shape(0) != pb.shape(0))
+    throw std::invalid_argument("`sums.auc_pos` and `sums.auc_neg` must be writable float64 arrays of one length");
+  if (mantissa_bits < 0 || mantissa_bits > 23 ||
+      static_cast<std::int64_t>(pa.shape(0)) != (static_cast<std::int64_t>(2 * octaves) << mantissa_bits))
+    throw std::invalid_argument("`sums.auc_pos` must have 2 * auc_octaves * 2**auc_bits bins");
+  h.pos = pa.data();
+  h.neg = pb.data();
+  h.n_bins = static_cast<std::int64_t>(pa.shape(0));
+  return h;
+}
+
 std::int64_t binary(const Column& y, const Column& p, std::optional<Weights> w, nb::handle sums, bool logits,
-                    double eps, int threads) {
+                    double eps, int threads, int auc_octaves, int auc_bits) {
   Sums s = read_sums(sums);
   if (!s.weighted_labels.s || !s.weighted_predictions.s)
     throw std::invalid_argument("`sums` must be a binary state's (weighted_labels, weighted_predictions)");
@@ -142,9 +161,12 @@ std::int64_t binary(const Column& y, const Column& p, std::optional<Weights> w, 
   b.stride = 1;
   b.pred_type = float_type(p, "p");
   Options o{logits, eps, 0.0, threads < 1 ? 1 : threads};
+  metrics::Histogram h = read_histogram(sums, auc_octaves, auc_bits);
   const metrics::Table& t = metrics::table_for(best_isa());
   nb::gil_scoped_release release;
-  return finish(t.binary(b, o, s));
+  std::int64_t r = finish(t.binary(b, o, s));
+  if (r < 0 && h.pos) t.binary_histogram(b, o, h);
+  return r;
 }
 
 Sums multiclass_sums(nb::handle sums, std::size_t n_columns) {
@@ -157,9 +179,28 @@ Sums multiclass_sums(nb::handle sums, std::size_t n_columns) {
   return s;
 }
 
+// The multi-class state's one-vs-rest histograms (`sums.auc_pos`, `sums.auc_neg`: (K, bins)), or none.
+metrics::Histogram read_class_histograms(nb::handle sums, std::int64_t k, int octaves, int mantissa_bits) {
+  metrics::Histogram h{nullptr, nullptr, 0, octaves, mantissa_bits};
+  nb::object a = nb::getattr(sums, "auc_pos", nb::none()), b = nb::getattr(sums, "auc_neg", nb::none());
+  if (a.is_none() || b.is_none() || octaves < 1) return h;
+  using Plain2 = nb::ndarray<double, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+  Plain2 pa, pb;
+  if (!nb::try_cast(a, pa, false) || !nb::try_cast(b, pb, false) || pa.shape(0) != pb.shape(0) ||
+      pa.shape(1) != pb.shape(1) || static_cast<std::int64_t>(pa.shape(0)) != k)
+    throw std::invalid_argument("`sums.auc_pos` and `sums.auc_neg` must be writable float64 arrays of shape (K, bins)");
+  if (mantissa_bits < 0 || mantissa_bits > 23 ||
+      static_cast<std::int64_t>(pa.shape(1)) != (static_cast<std::int64_t>(2 * octaves) << mantissa_bits))
+    throw std::invalid_argument("`sums.auc_pos` must have 2 * auc_octaves * 2**auc_bits bins per class");
+  h.pos = pa.data();
+  h.neg = pb.data();
+  h.n_bins = static_cast<std::int64_t>(pa.shape(1));
+  return h;
+}
+
 std::int64_t run_multiclass(const Column& y, const std::vector<const void*>& ptrs, std::size_t n,
                             std::int64_t stride, Floats ft, std::optional<Weights> w, const Sums& s, bool logits,
-                            double eps, double tolerance, int threads) {
+                            double eps, double tolerance, int threads, const metrics::Histogram& h) {
   if (stride < 1) throw std::invalid_argument("`columns` must have a positive row stride");
   Batch b = batch_of(y, w, n);
   b.pred = ptrs.data();
@@ -168,13 +209,17 @@ std::int64_t run_multiclass(const Column& y, const std::vector<const void*>& ptr
   Options o{logits, eps, tolerance, threads < 1 ? 1 : threads};
   const metrics::Table& t = metrics::table_for(best_isa());
   nb::gil_scoped_release release;
-  return finish(t.multiclass(b, o, s));
+  std::int64_t r = finish(t.multiclass(b, o, s));
+  if (r < 0 && h.pos && !logits) t.multiclass_histogram(b, static_cast<std::size_t>(s.n_classes), h, o.threads);
+  return r;
 }
 
 // One array per class (columns of a table, read where they are).
 std::int64_t multiclass_columns(const Column& y, const std::vector<Column>& columns, std::optional<Weights> w,
-                                nb::handle sums, bool logits, double eps, double tolerance, int threads) {
+                                nb::handle sums, bool logits, double eps, double tolerance, int threads,
+                                int auc_octaves, int auc_bits) {
   Sums s = multiclass_sums(sums, columns.size());
+  metrics::Histogram h = read_class_histograms(sums, s.n_classes, auc_octaves, auc_bits);
   std::size_t n = columns[0].shape(0);
   Floats ft = float_type(columns[0], "columns");
   std::int64_t stride = n > 1 ? columns[0].stride(0) : 1;
@@ -185,13 +230,14 @@ std::int64_t multiclass_columns(const Column& y, const std::vector<Column>& colu
       throw std::invalid_argument("`columns` must share one length, dtype and stride");
     ptrs.push_back(c.data());
   }
-  return run_multiclass(y, ptrs, n, stride, ft, w, s, logits, eps, tolerance, threads);
+  return run_multiclass(y, ptrs, n, stride, ft, w, s, logits, eps, tolerance, threads, h);
 }
 
 // An (n, K) matrix with any positive strides: column k starts k column-strides in.
 std::int64_t multiclass_matrix(const Column& y, const Matrix& P, std::optional<Weights> w, nb::handle sums,
-                               bool logits, double eps, double tolerance, int threads) {
+                               bool logits, double eps, double tolerance, int threads, int auc_octaves, int auc_bits) {
   Sums s = multiclass_sums(sums, P.shape(1));
+  metrics::Histogram h = read_class_histograms(sums, s.n_classes, auc_octaves, auc_bits);
   Floats ft = P.dtype() == nb::dtype<float>() ? Floats::f32 : Floats::f64;
   if (P.dtype() != nb::dtype<float>() && P.dtype() != nb::dtype<double>())
     throw std::invalid_argument("`columns` must be a float32 or float64 array");
@@ -201,7 +247,28 @@ std::int64_t multiclass_matrix(const Column& y, const Matrix& P, std::optional<W
   for (std::size_t k = 0; k < P.shape(1); ++k)
     ptrs.push_back(static_cast<const char*>(P.data()) + static_cast<std::int64_t>(k) * P.stride(1) * item);
   std::int64_t stride = P.shape(0) > 1 ? P.stride(0) : 1;
-  return run_multiclass(y, ptrs, P.shape(0), stride, ft, w, s, logits, eps, tolerance, threads);
+  return run_multiclass(y, ptrs, P.shape(0), stride, ft, w, s, logits, eps, tolerance, threads, h);
+}
+
+// out[idx[i]] += (w ? w[i] : 1): the scatter of the segment and bucket sums (xent/metrics/_groups.py),
+// into an existing array, without the dense temporary of numpy.bincount. Indices are checked.
+using Indices = nb::ndarray<const std::int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using Values = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+void scatter_add(PlainArray out, const Indices& idx, std::optional<Values> w) {
+  const std::size_t n = idx.shape(0);
+  if (w && w->shape(0) != n) throw std::invalid_argument("`w` must have the length of `idx`");
+  const std::int64_t size = static_cast<std::int64_t>(out.shape(0));
+  const std::int64_t* ix = idx.data();
+  for (std::size_t i = 0; i < n; ++i)
+    if (ix[i] < 0 || ix[i] >= size) throw std::invalid_argument("`idx` holds an index outside `out`");
+  double* o = out.data();
+  const double* wv = w ? w->data() : nullptr;
+  nb::gil_scoped_release release;
+  if (wv)
+    for (std::size_t i = 0; i < n; ++i) o[ix[i]] += wv[i];
+  else
+    for (std::size_t i = 0; i < n; ++i) o[ix[i]] += 1.0;
 }
 
 }  // namespace
@@ -209,15 +276,21 @@ std::int64_t multiclass_matrix(const Column& y, const Matrix& P, std::optional<W
 void register_metrics(nb::module_& m) {
   nb::module_ sub = m.def_submodule("metrics", "The scorer's one-pass metric kernels (src/native/metrics/).");
   sub.def("binary", &binary, nb::arg("y"), nb::arg("p"), nb::arg("w").none(), nb::arg("sums"), nb::arg("logits"),
-          nb::arg("eps"), nb::arg("threads"),
-          "Fold a binary batch into `sums`: -1, or the first invalid row (sums untouched).");
+          nb::arg("eps"), nb::arg("threads"), nb::arg("auc_octaves") = 0, nb::arg("auc_bits") = 0,
+          "Fold a binary batch into `sums`: -1, or the first invalid row (sums untouched). With auc_octaves > 0, "
+          "also the AUC histograms `sums.auc_pos` / `sums.auc_neg` (xent.metrics._auc).");
   // the matrix overload first: a 2-d array is also a sequence (of rows)
   sub.def("multiclass", &multiclass_matrix, nb::arg("y"), nb::arg("columns"), nb::arg("w").none(), nb::arg("sums"),
-          nb::arg("logits"), nb::arg("eps"), nb::arg("tolerance"), nb::arg("threads"),
+          nb::arg("logits"), nb::arg("eps"), nb::arg("tolerance"), nb::arg("threads"), nb::arg("auc_octaves") = 0,
+          nb::arg("auc_bits") = 0,
           "Fold a multi-class batch ((n, K) array, or one array per class) into `sums`: -1, or the first invalid "
-          "row (sums untouched).");
+          "row (sums untouched). With auc_octaves > 0 and probabilities, also the one-vs-rest histograms "
+          "`sums.auc_pos` / `sums.auc_neg` (K, bins); logits leave them to the caller.");
+  sub.def("scatter_add", &scatter_add, nb::arg("out"), nb::arg("idx"), nb::arg("w").none(),
+          "out[idx[i]] += w[i] (1 when w is None), in place; `out` a flat float64 array.");
   sub.def("multiclass", &multiclass_columns, nb::arg("y"), nb::arg("columns"), nb::arg("w").none(), nb::arg("sums"),
-          nb::arg("logits"), nb::arg("eps"), nb::arg("tolerance"), nb::arg("threads"));
+          nb::arg("logits"), nb::arg("eps"), nb::arg("tolerance"), nb::arg("threads"), nb::arg("auc_octaves") = 0,
+          nb::arg("auc_bits") = 0);
 }
 
 }  // namespace xent

@@ -46,6 +46,15 @@ class ReadSpec:
         Calibration bins of the metric state.
     eps : "auto" or float
         Probability clipping of the metric state.
+    by : tuple of str
+        Segment columns (string or integer): the state keeps sums per value of each
+        (:class:`xent.metrics.GroupState`).
+    max_segments : int
+        Distinct values a ``by`` column may hold.
+    ci : float or None
+        A confidence level: the state keeps sums per hash bucket of rows too.
+    ci_buckets : int
+        Those buckets.
 
     Examples
     --------
@@ -63,10 +72,15 @@ class ReadSpec:
     on_invalid: OnInvalid = "error"
     n_bins: int = 15
     eps: float | str = "auto"
+    by: tuple[str, ...] = ()
+    max_segments: int = 100_000
+    ci: float | None = None
+    ci_buckets: int = 64
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pred", _as_tuple(self.pred))
         object.__setattr__(self, "classes", _as_tuple(self.classes))
+        object.__setattr__(self, "by", _as_tuple(self.by) or ())
 
     @property
     def multiclass(self) -> bool | None:
@@ -79,6 +93,6 @@ class ReadSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Every column read, in order: label, predictions, weight."""
+        """Every column read, in order: label, predictions, weight, segment columns."""
         cols = (self.label, *self.pred)
-        return cols + ((self.weight,) if self.weight else ())
+        return cols + ((self.weight,) if self.weight else ()) + tuple(self.by)

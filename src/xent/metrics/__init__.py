@@ -11,11 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from xent.metrics._groups import (
+    GroupState,
+    SegmentLimitError,
+    bootstrap_counts,
+    intervals,
+    paired_intervals,
+    replicate_metrics,
+    row_buckets,
+)
 from xent.metrics._results import BinaryResult, ClassRow, MulticlassResult, Reliability
 from xent.metrics._state import BinaryState, MulticlassState
 
-__all__ = ["BinaryResult", "BinaryState", "ClassRow", "MulticlassResult", "MulticlassState", "Reliability",
-           "new_state"]
+__all__ = ["BinaryResult", "BinaryState", "ClassRow", "GroupState", "MulticlassResult", "MulticlassState",
+           "Reliability", "SegmentLimitError", "bootstrap_counts", "intervals", "new_state", "paired_intervals",
+           "replicate_metrics", "row_buckets"]
 
 
 def new_state(num_classes: int | None = None, *, classes: tuple[Any, ...] | None = None, n_bins: int = 15,

@@ -50,10 +50,36 @@ class ScoreSpec(ReadSpec):
     eps : "auto" or float
         Probability clipping: ``"auto"`` = machine epsilon of the column's
         float dtype (scikit-learn >= 1.5), a float = that eps, 0.0 = no clipping.
+    by : tuple of str
+        Segment columns (string or integer; NULL is a segment of its own): the full
+        metric set per value of each (``xent.metrics.GroupState``).
+    ci : float or None
+        Confidence level in (0, 1) of bootstrap intervals over hash buckets of rows
+        (``xent.metrics._groups``), or None for none.
+    max_segments : int
+        Distinct values a ``by`` column may hold; more stops with an error.
+    ci_buckets, ci_replicates, ci_seed : int
+        The intervals' buckets of rows, bootstrap replicates and random seed.
+    ci_segment_replicates : int
+        Bootstrap replicates of the per-segment intervals (fewer: their cost grows with the segments).
     """
+
+    ci_replicates: int = 1000
+    ci_seed: int = 0
+    ci_segment_replicates: int = 200
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if len(set(self.by)) != len(self.by):
+            raise ValueError(f"`by` must not repeat a column, got {list(self.by)!r}")
+        if self.ci is not None and not (isinstance(self.ci, (int, float)) and not isinstance(self.ci, bool)
+                                        and 0.0 < self.ci < 1.0):
+            raise ValueError(f"`ci` must be a confidence level in (0, 1), e.g. 0.95, got {self.ci!r}")
+        for name, low in (("max_segments", 1), ("ci_buckets", 2), ("ci_replicates", 10), ("ci_seed", 0),
+                          ("ci_segment_replicates", 10)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"`{name}` must be an integer >= {low}, got {v!r}")
         if not self.pred:
             raise ValueError("`pred` must name at least one column, got none")
         check_choice("on_invalid", self.on_invalid, OnInvalid)
