@@ -18,7 +18,7 @@ from typing import NoReturn
 __all__ = ["CLIError", "main"]
 
 # Subcommand modules, in the order `xent --help` lists them.
-SUBCOMMANDS = ("score", "explain")
+SUBCOMMANDS = ("score", "compare", "explain")
 
 
 class CLIError(Exception):

@@ -37,6 +37,10 @@ Engines
     1e-12 relative). ``ScoreReport.from_state(state, spec, *, sources, engine,
     seconds)`` builds the report; ``.to_dict()`` is JSON-able, ``.render()``
     is the terminal table, ``.plot(path)`` writes the reliability diagram.
+    ``xent.scoring.compare(paths, spec, vs=None, *, against=None, level=0.95, ...)
+    -> CompareReport`` and ``xent.dask.compare`` (same arguments, Dask's): model A
+    (``spec``) against model B (columns ``vs``, or the files ``against``) on the
+    same rows; ``CompareReport.from_state(pair_state, spec_a, spec_b, ...)``.
 
 Errors
     ``ScoreInputError(ValueError)`` with ``source``, ``row``, ``column``;
@@ -50,7 +54,7 @@ from typing import Any
 from xent.scoring._report import ScoreReport
 from xent.scoring._spec import OnInvalid, ScoreInputError, ScoreSpec
 
-__all__ = ["OnInvalid", "ScoreInputError", "ScoreReport", "ScoreSpec", "score"]
+__all__ = ["OnInvalid", "ScoreInputError", "ScoreReport", "ScoreSpec", "compare", "score"]
 
 
 def score(paths: Any, spec: ScoreSpec, *, threads: int | None = None, progress: bool = False,
@@ -60,3 +64,12 @@ def score(paths: Any, spec: ScoreSpec, *, threads: int | None = None, progress: 
 
     kw = {} if batch_rows is None else {"batch_rows": batch_rows}
     return _score(paths, spec, threads=threads, progress=progress, **kw)
+
+
+def compare(paths: Any, spec: ScoreSpec, vs: Any = None, *, against: Any = None, level: float = 0.95,
+            threads: int | None = None, progress: bool = False, batch_rows: int | None = None) -> Any:
+    """Model A against model B on the same rows (a ``CompareReport``); see :func:`xent.scoring._compare.compare`."""
+    from xent.scoring._compare import compare as _compare
+
+    return _compare(paths, spec, vs, against=against, level=level, threads=threads, progress=progress,
+                    batch_rows=batch_rows)

@@ -1,0 +1,206 @@
+"""``xent compare --engine dask``: both models folded over the same rows, one partition per task.
+
+A partition is a run of model A's Parquet row groups (or a whole file, see
+:mod:`xent.dask._plan`). With ``--against``, the client knows every file's row
+count from its footer (Parquet, NPY), so each partition also names the rows of
+model B's files that pair with its own (:class:`Piece` s); the worker reads
+both and pairs them with the local engine's :func:`xent.scoring._pairs.zip_batches`.
+When a row count is unknown before reading (CSV, NPZ), the whole input is one
+partition. Every error is the local engine's, naming the same file, row and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from xent.dask._plan import Part
+
+__all__ = ["PairPart", "Piece", "compare", "pair_part_state", "plan_pairs"]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Rows ``[first_row, first_row + rows)`` of one of model B's files."""
+
+    path: str
+    first_row: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class PairPart:
+    """Model A's partition ``part``; ``start``: the number of input rows before it; ``pieces``: model B's
+    rows that pair with it (None: B's whole file set, with ``part`` None too: the whole input)."""
+
+    part: Part | None
+    start: int = 0
+    pieces: tuple[Piece, ...] | None = None
+
+    @property
+    def rows(self) -> int | None:
+        return None if self.part is None else self.part.rows
+
+
+def _counts(files: list[str]) -> list[int | None]:
+    from xent.io import count_rows
+    from xent.scoring import ScoreInputError
+
+    out: list[int | None] = []
+    for f in files:
+        try:
+            out.append(count_rows(f))
+        except ScoreInputError:  # unreadable: the worker's reader raises the located error
+            out.append(None)
+    return out
+
+
+def plan_pairs(files: list[str], files_b: list[str] | None, *, partition_rows: int) -> list[PairPart]:
+    """The partitions of a comparison (see the module docstring)."""
+    from xent.dask._plan import plan_parts
+
+    parts = plan_parts(files, partition_rows=partition_rows)
+    if files_b is None:
+        return [PairPart(p) for p in parts]
+    counts_a, counts_b = _counts(files), _counts(files_b)
+    if None in counts_a or None in counts_b:
+        return [PairPart(None)]
+    offsets = {}
+    total = 0
+    for f, n in zip(files, counts_a):
+        offsets[f] = total
+        total += int(n or 0)
+    ends_b = []
+    acc = 0
+    for n in counts_b:
+        acc += int(n or 0)
+        ends_b.append(acc)
+    if acc != total:  # one pass over everything raises the located error of the first row without a partner
+        return [PairPart(None)]
+    out = []
+    for p in parts:
+        start = offsets[p.path] + p.first_row
+        rows = p.rows if p.rows is not None else int(counts_a[files.index(p.path)] or 0)
+        pieces = []
+        lo = 0
+        for f, hi in zip(files_b, ends_b):
+            a, b = max(lo, start), min(hi, start + rows)
+            if a < b:
+                pieces.append(Piece(f, a - lo, b - a))
+            lo = hi
+        out.append(PairPart(p, start, tuple(pieces)))
+    return out
+
+
+def _part_batches(part: Part, read: Any, batch_rows: int) -> Iterator[Any]:
+    from xent.io import Batch, iter_batches
+
+    if part.row_groups is None:
+        yield from iter_batches(part.path, read, batch_rows=batch_rows)
+        return
+    from xent.dask._tasks import _row_group_tables
+
+    try:
+        for table, first in _row_group_tables(part, read, batch_rows):
+            yield Batch(table, part.path, first)
+    except LookupError:  # a missing column: the local reader names it
+        for _ in iter_batches(part.path, read, batch_rows=batch_rows):
+            break
+        raise
+
+
+def _piece_batches(piece: Piece, read: Any, batch_rows: int) -> Iterator[Any]:
+    """Batches of exactly the rows of ``piece``."""
+    from xent.io import Batch, iter_batches
+
+    lo, hi = piece.first_row, piece.first_row + piece.rows
+    for b in iter_batches(piece.path, read, batch_rows=batch_rows):
+        a, z = max(lo, b.first_row), min(hi, b.first_row + b.num_rows)
+        if a < z:
+            from xent.scoring._pairs import _slice
+
+            yield Batch(_slice(b.table, a - b.first_row, z - a), b.source, a)
+        if b.first_row + b.num_rows >= hi:
+            return
+
+
+def pair_part_state(task: PairPart, files: list[str], files_b: list[str] | None, spec_a: Any, spec_b: Any) -> Any:
+    """The :class:`~xent.scoring._pairs.PairState` of one partition, None when it has no rows."""
+    from xent.io import DEFAULT_BATCH_ROWS
+    from xent.scoring._pairs import batches, fold_pair, read_spec, same_rows, zip_batches
+
+    rows = DEFAULT_BATCH_ROWS
+    if files_b is None:
+        read = read_spec(spec_a, *spec_b.pred)
+        assert task.part is not None
+        pairs: Any = same_rows(_part_batches(task.part, read, rows))
+    else:
+        read_a, read_b = read_spec(spec_a), read_spec(spec_b, weight=False)
+        if task.part is None:
+            a = batches(files, read_a, batch_rows=rows, use_threads=False)
+            b = batches(files_b, read_b, batch_rows=rows, use_threads=False)
+        else:
+            a = _part_batches(task.part, read_a, rows)
+            b = (x for piece in task.pieces or () for x in _piece_batches(piece, read_b, rows))
+        pairs = zip_batches(a, b, spec_a, start=task.start)
+    state = None
+    for pair in pairs:
+        state = fold_pair(pair, spec_a, spec_b, state)
+    return state
+
+
+def compare(paths: Any, spec: Any, vs: Any = None, *, against: Any = None, level: float = 0.95, client: Any = None,
+            scheduler: str | None = None, workers: int | None = None, progress: bool = False,
+            partition_rows: int | None = None, split_every: int = 8) -> Any:
+    """Model A against model B on a Dask cluster, with the local engine's numbers.
+
+    Arguments as for :func:`xent.scoring.compare` (``paths``, ``spec``, ``vs``, ``against``,
+    ``level``) and :func:`xent.dask.score` (``client``, ``scheduler``, ``workers``, ``progress``,
+    ``partition_rows``, ``split_every``). Returns the ``CompareReport`` the local engine would,
+    equal to 1e-12 whatever the partitioning.
+
+    Examples
+    --------
+    >>> import xent.dask
+    >>> from xent.scoring import ScoreSpec
+    >>> r = xent.dask.compare("preds/*.parquet", ScoreSpec(label="y", pred="p_a"), vs="p_b",
+    ...                       workers=2)  # doctest: +SKIP
+    """
+    import time
+
+    import dask
+    import dask.bag as db
+
+    from xent.dask._cluster import open_client
+    from xent.dask._plan import DEFAULT_PARTITION_ROWS
+    from xent.dask._run import _follow, _reduce
+    from xent.dask._tasks import partition
+    from xent.io import expand_paths
+    from xent.scoring._compare import CompareReport, check_level, check_on_invalid, specs
+    from xent.scoring._local import raise_nothing_to_score
+
+    level = check_level(level)
+    spec_a, spec_b = specs(spec, vs, against=against)
+    check_on_invalid(spec_a)
+    rows = DEFAULT_PARTITION_ROWS if partition_rows is None else partition_rows
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"`partition_rows` must be an integer >= 1, got {rows!r}")
+    if isinstance(split_every, bool) or not isinstance(split_every, int) or split_every < 2:
+        raise ValueError(f"`split_every` must be an integer >= 2, got {split_every!r}")
+    start = time.perf_counter()
+    files = expand_paths(paths)  # before any cluster starts: a bad path fails fast
+    files_b = None if against is None else expand_paths(against)
+    if files_b is not None and files_b == files and spec_b.pred == spec_a.pred:
+        raise ValueError("`against` names model A's own files and columns: give model B's files, or its "
+                         "columns with `vs`")
+    tasks = plan_pairs(files, files_b, partition_rows=rows)
+    with open_client(client=client, scheduler=scheduler, workers=workers) as c:
+        bag = db.from_delayed([dask.delayed(partition, pure=False)(pair_part_state, t, files, files_b, spec_a, spec_b)
+                               for t in tasks])
+        persisted = _follow(c, bag, [t.rows for t in tasks], progress=progress)
+        state = _reduce(c, persisted, split_every=split_every)
+    if state is None or state.rows == 0:
+        raise_nothing_to_score(None if state is None else state.a, files)
+    return CompareReport.from_state(state, spec_a, spec_b, sources=files, against=files_b, level=level,
+                                    engine="dask", seconds=time.perf_counter() - start)
