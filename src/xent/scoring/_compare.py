@@ -100,6 +100,7 @@ class CompareReport:
     against: tuple[str, ...] | None = None
     engine: str = "local"
     seconds: float = math.nan
+    states: Any = field(default=None, repr=False, compare=False)  # the PairState, for the figure's curves
 
     @classmethod
     def from_state(cls, state: PairState, spec_a: ScoreSpec, spec_b: ScoreSpec, *, sources: Any,
@@ -115,7 +116,7 @@ class CompareReport:
 
         delta_ci, interval = paired_intervals(state, level)
         return cls(a=a, b=b, level=level, delta=delta, delta_ci={k: v for k, v in delta_ci.items() if k in delta},
-                   interval=interval, against=against, engine=engine, seconds=float(seconds))
+                   interval=interval, against=against, engine=engine, seconds=float(seconds), states=state)
 
     @property
     def verdict(self) -> dict[str, str | None]:
@@ -151,7 +152,7 @@ class CompareReport:
         """Both models' reliability diagrams (and ROC curves, binary) in one figure, PNG."""
         from xent.scoring._plot import plot_compare
 
-        plot_compare(self, path)
+        plot_compare(self, path, self.states)
 
 
 def compare(paths: Any, spec: ScoreSpec, vs: Any = None, *, against: Any = None, level: float = 0.95,
