@@ -95,7 +95,7 @@ def _specs(args: argparse.Namespace) -> tuple[Any, Any]:
     pred = args.logit or args.prob or ["prob"]
     flag = "--logit" if args.logit else "--prob"
     if args.vs is None and args.against is None:
-        raise CLIError(f"give model B's columns with --vs COL (the same files) or its files with --against PATH "
+        raise CLIError(f"compare: give model B's columns with --vs COL (the same files) or its files with --against PATH "
                        f"(model A is {flag} {' '.join(pred)})")
     try:
         spec = ScoreSpec(label=args.label, pred=tuple(pred), from_logits=bool(args.logit), weight=args.weight,

@@ -164,11 +164,13 @@ def zip_batches(a: Iterable[Batch], b: Iterable[Batch], spec: ScoreSpec, *, agai
         if cur_a is None and cur_b is None:
             return
         if cur_a is None or cur_b is None:
-            short, extra, off = ("the input", cur_b, off_b) if cur_a is None else (against, cur_a, off_a)
-            assert extra is not None
-            raise ScoreInputError(f"{short} ends after {seen:,} rows; this row has no partner there (the two file "
-                                  "sets must hold the same rows in the same order)", source=extra.source,
-                                  row=extra.first_row + off)
+            if cur_a is None:
+                assert cur_b is not None
+                extra, off, what = cur_b, off_b, f"the input ends after {seen:,} rows; this row of {against} has"
+            else:
+                extra, off, what = cur_a, off_a, f"{against} ends after {seen:,} rows; this row has"
+            raise ScoreInputError(f"{what} no partner (the two file sets must hold the same rows in the same "
+                                  "order)", source=extra.source, row=extra.first_row + off)
         n = min(cur_a.num_rows - off_a, cur_b.num_rows - off_b)
         pa_ = Batch(_slice(cur_a.table, off_a, n), cur_a.source, cur_a.first_row + off_a)
         pb = Batch(_slice(cur_b.table, off_b, n), cur_b.source, cur_b.first_row + off_b)
