@@ -5,7 +5,8 @@ same rows into a :class:`~xent.scoring._pairs.PairState` and build a
 :class:`CompareReport` from it with :meth:`CompareReport.from_state`.
 
 Directions: lower is better for log loss, NE, Brier and ECE; higher is better
-for accuracy, ROC AUC and average precision. A verdict says "better" or
+for accuracy, ROC AUC and average precision; the calibration ratio is best at 1
+and gets no verdict. A verdict says "better" or
 "worse" (for B, against A) when the paired interval of B - A lies wholly on
 one side of 0, and "not distinguishable" when it holds 0.
 """
@@ -34,6 +35,7 @@ COMPARED: tuple[tuple[str, str, int], ...] = (
     ("ece", "ECE", -1),
     ("roc_auc", "ROC AUC", +1),
     ("average_precision", "average precision", +1),
+    ("calibration_ratio_pred_over_obs", "calibration ratio sum(p)/sum(y)", 0),  # best at 1: no verdict
 )
 VERDICTS = ("better", "worse", "not distinguishable")
 
@@ -68,6 +70,8 @@ def _verdict(delta: float | None, ci: list[float | None] | None, direction: int)
     if delta is None or ci is None or ci[0] is None or ci[1] is None:
         return None
     lo, hi = ci
+    if direction == 0:
+        return None
     if lo > 0 or hi < 0:
         return "better" if (lo > 0) == (direction > 0) else "worse"
     return "not distinguishable"
@@ -101,6 +105,7 @@ class CompareReport:
     engine: str = "local"
     seconds: float = math.nan
     states: Any = field(default=None, repr=False, compare=False)  # the PairState, for the figure's curves
+    segments: dict[str, list[Any]] = field(default_factory=dict)
 
     @classmethod
     def from_state(cls, state: PairState, spec_a: ScoreSpec, spec_b: ScoreSpec, *, sources: Any,
@@ -112,11 +117,12 @@ class CompareReport:
         ma, mb = a.result.to_dict(), b.result.to_dict()
         delta = {k: (None if ma.get(k) is None or mb.get(k) is None else mb[k] - ma[k])
                  for k, _, _ in COMPARED if k in ma and k in mb}
-        from xent.scoring._paired import paired_intervals
+        from xent.scoring._paired import paired_intervals, segments
 
-        delta_ci, interval = paired_intervals(state, level)
+        delta_ci, interval = paired_intervals(state, level, spec_a)
         return cls(a=a, b=b, level=level, delta=delta, delta_ci={k: v for k, v in delta_ci.items() if k in delta},
-                   interval=interval, against=against, engine=engine, seconds=float(seconds), states=state)
+                   interval=interval, against=against, engine=engine, seconds=float(seconds), states=state,
+                   segments=segments(state, level, spec_a, COMPARED))
 
     @property
     def verdict(self) -> dict[str, str | None]:
@@ -136,17 +142,19 @@ class CompareReport:
             **self.interval,
             "models": {"a": {"pred": list(self.a.spec.pred), "files": list(self.a.sources)},
                        "b": {"pred": list(self.b.spec.pred), "files": list(self.b.sources)}},
+            **({"segments": {col: [dict(seg) for seg in segs] for col, segs in self.segments.items()}}
+               if self.segments else {}),
             "positive_class": None if self.a.positive_class is None else str(self.a.positive_class),
             "warnings": [f"A: {w}" for w in self.a.warnings] + [f"B: {w}" for w in self.b.warnings],
             "engine": self.engine,
             "seconds": self.seconds,
         }
 
-    def render(self) -> str:
-        """The terminal table."""
+    def render(self, top: int = 20) -> str:
+        """The terminal table (and per segment, the ``top`` largest segments of each column)."""
         from xent.scoring._compare_render import render
 
-        return render(self)
+        return render(self, top=top)
 
     def plot(self, path: str) -> None:
         """Both models' reliability diagrams (and ROC curves, binary) in one figure, PNG."""

@@ -23,7 +23,23 @@ def _interval(ci: Any) -> str:
     return f"[{_f(ci[0])}, {_f(ci[1])}]"
 
 
-def render(report: Any) -> str:
+def _segments(report: Any, col: str, segs: list[Any], top: int, pct: str) -> list[str]:
+    shown = segs[:top]
+    more = f"; the {top} largest shown, --top N for more" if len(segs) > top else ""
+    out = ["", f"by `{col}`: {len(segs):,} segments, largest weight first{more}"]
+    rows = []
+    for seg in shown:
+        a, b, d, ci, v = seg["a"], seg["b"], seg["delta"], seg["delta_ci"], seg["verdict"]
+        value = "NULL" if seg["value"] is None else str(seg["value"])
+        rows.append([value, f"{int(a.get('rows') or 0):,}", _f(a.get("log_loss")), _f(b.get("log_loss")),
+                     _f(d.get("log_loss")), _interval(ci.get("log_loss")), v.get("log_loss") or "-",
+                     _f(d.get("roc_auc")), _interval(ci.get("roc_auc")), v.get("roc_auc") or "-"])
+    out += _table([col, "rows", "log loss A", "log loss B", "B - A", f"{pct} interval", "B vs A",
+                   "AUC B - A", f"{pct} interval", "B vs A"], rows)
+    return out
+
+
+def render(report: Any, top: int = 20) -> str:
     from xent.scoring._compare import COMPARED
 
     a, b = report.a, report.b
@@ -45,7 +61,7 @@ def render(report: Any) -> str:
     pct = f"{report.level * 100:g}%"
     iv = report.interval
     if iv:
-        out.append(f"paired {pct} intervals of B - A: {iv.get('method', '')}"
+        out.append(f"{pct} intervals: {iv.get('method', '')}"
                    + (f", {iv['replicates']} replicates" if "replicates" in iv else "")
                    + (f", seed {iv['seed']}" if "seed" in iv else ""))
     out.append("")
@@ -55,9 +71,11 @@ def render(report: Any) -> str:
     for key, name, direction in COMPARED:
         if key not in report.delta:
             continue
-        better = "lower" if direction < 0 else "higher"
-        rows.append([f"{name} ({better} is better)", _f(ma[key]), _f(mb[key]), _f(report.delta[key]),
+        better = {-1: " (lower is better)", 1: " (higher is better)", 0: " (best at 1)"}[direction]
+        rows.append([f"{name}{better}", _f(ma[key]), _f(mb[key]), _f(report.delta[key]),
                      _interval(report.delta_ci.get(key)), verdict.get(key) or "-"])
     out += _table(["metric", "A", "B", "B - A", f"{pct} interval of B - A", "B vs A"], rows)
     out += ["", f"rows {r.rows:,}, total weight {r.weight:,.6g}"]
+    for col, segs in report.segments.items():
+        out += _segments(report, col, segs, top, pct)
     return "\n".join(out)

@@ -1,11 +1,100 @@
-"""Paired intervals of B - A: the same bootstrap replicates for both models (filled in from xent.metrics)."""
+"""Paired intervals of B - A, overall and per segment, from the two models' bucket sums.
+
+Both models' states are folded over the same rows under the same row identity
+(file name and row number: :func:`xent.scoring._pairs.fold_pair`), so their
+per-bucket sums (:class:`xent.metrics.GroupState`) share buckets, and one draw of
+bootstrap counts serves both: :func:`xent.metrics.paired_intervals` takes the
+percentiles of ``metric(B, replicate) - metric(A, replicate)``.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["paired_intervals"]
+import numpy as np
+
+__all__ = ["Segment", "paired_intervals", "segments"]
 
 
-def paired_intervals(state: Any, level: float) -> tuple[dict[str, list[float | None]], dict[str, Any]]:
-    return {}, {}
+def _pair(x: Any) -> list[float | None]:
+    return [None if not math.isfinite(float(v)) else float(v) for v in x]
+
+
+def _settings(spec: Any) -> dict[str, Any]:
+    from xent.metrics._groups import DEFAULT_REPLICATES, DEFAULT_SEED
+
+    return {"replicates": int(getattr(spec, "ci_replicates", None) or DEFAULT_REPLICATES),
+            "seed": int(getattr(spec, "ci_seed", None) or DEFAULT_SEED)}
+
+
+def method(group: Any, spec: Any) -> dict[str, Any]:
+    """``method``, ``seed``, ``replicates`` and ``buckets`` of the intervals (JSON keys)."""
+    s = _settings(spec)
+    return {"method": f"paired bootstrap over {group.buckets} hash buckets of rows (file name, row number; the "
+                      "same replicates for A and B), percentile interval of B - A",
+            "seed": s["seed"], "replicates": s["replicates"], "buckets": group.buckets}
+
+
+def paired_intervals(state: Any, level: float, spec: Any) -> tuple[dict[str, list[float | None]], dict[str, Any]]:
+    """``({metric: [lo, hi]}, method)`` of B - A over every row; empty without bucket sums."""
+    ga, gb = getattr(state.a, "groups", None), getattr(state.b, "groups", None)
+    if not ga or not gb:
+        return {}, {}
+    col = next(iter(ga))
+    a, b = ga[col], gb[col]
+    if a.buckets <= 1:
+        return {}, {}
+    if col is not None:  # grouped by a column: the whole stream is the sum of its segments
+        a, b = a.total(), b.total()
+    from xent.metrics import paired_intervals as _paired
+
+    _, out = _paired(a, b, level=level, **_settings(spec))
+    return {k: _pair(v[0]) for k, v in out.items()}, method(a, spec)
+
+
+class Segment(dict):
+    """One segment's comparison: ``value``, ``a``, ``b``, ``delta``, ``delta_ci``, ``verdict`` (a JSON-able dict)."""
+
+
+def segments(state: Any, level: float, spec: Any, compared: Any) -> dict[str, list[Segment]]:
+    """Per ``--by`` column: every segment's metrics for A and B, B - A, its paired interval and the verdict,
+    largest weight first."""
+    ga, gb = getattr(state.a, "groups", None) or {}, getattr(state.b, "groups", None) or {}
+    out: dict[str, list[Segment]] = {}
+    if not any(col is not None for col in ga):
+        return out
+    from xent.metrics import paired_intervals as _paired
+    from xent.scoring._compare import _verdict
+
+    for col in ga:
+        if col is None:
+            continue
+        a, b = ga[col], gb[col]
+        keys = list(a.keys) + [k for k in b.keys if k not in a._index]
+        a, b = a.aligned(keys), b.aligned(keys)
+        ma, mb = a.metrics(), b.metrics()
+        cis = _paired(a, b, level=level, **_settings(spec))[1] if a.buckets > 1 else {}
+        rows = []
+        for i, key in enumerate(keys):
+            da = {k: _num(v[i], k) for k, v in ma.items()}
+            db = {k: _num(v[i], k) for k, v in mb.items()}
+            delta, ci, verdict = {}, {}, {}
+            for k, _, direction in compared:
+                if k not in da or k not in db:
+                    continue
+                delta[k] = None if da[k] is None or db[k] is None else db[k] - da[k]
+                if k in cis:
+                    ci[k] = _pair(cis[k][i])
+                verdict[k] = _verdict(delta[k], ci.get(k), direction)
+            rows.append(Segment(value=key, a=da, b=db, delta=delta, delta_ci=ci, verdict=verdict))
+        rows.sort(key=lambda s: -(s["a"].get("weight") or 0.0))
+        out[col] = rows
+    return out
+
+
+def _num(x: Any, key: str) -> float | int | None:
+    v = float(np.asarray(x))
+    if key == "rows":
+        return int(v)
+    return v if math.isfinite(v) else None

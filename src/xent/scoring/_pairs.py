@@ -197,8 +197,15 @@ def fold_pair(pair: Pair, spec_a: ScoreSpec, spec_b: ScoreSpec, state: PairState
     tb = b.table
     if b is not a and spec_b.weight is not None:
         tb = _with_column(tb, spec_b.weight, _column(a.table, spec_a.weight or spec_b.weight))
-    sb = state_from_table(tb, spec_b, source=b.source, first_row=b.first_row,
-                          state=None if state is None else state.b, threads=threads)
+    try:
+        # B's rows under A's identity (file name, row number): the same bootstrap buckets as A's rows
+        sb = state_from_table(tb, spec_b, source=a.source, first_row=a.first_row,
+                              state=None if state is None else state.b, threads=threads)
+    except ScoreInputError as exc:
+        if b is a or exc.source != a.source:
+            raise
+        row = None if exc.row is None else b.first_row + exc.row - a.first_row
+        raise ScoreInputError(exc.message, source=b.source, row=row, column=exc.column) from None
     if state is None:
         return PairState(sa, sb)
     return state

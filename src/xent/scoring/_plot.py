@@ -40,11 +40,12 @@ class Curve:
     band_label: str = ""  # what the band is, e.g. "95% interval"
 
 
-def roc_curve_from_histogram(pos: Any, neg: Any) -> tuple[np.ndarray, np.ndarray] | None:
+def roc_curve_from_histogram(pos: Any, neg: Any, *, points: int = 2000) -> tuple[np.ndarray, np.ndarray] | None:
     """``(fpr, tpr)`` from positive and negative weight per score bin (bins in increasing score order).
 
-    One point per threshold between non-empty bins, from (0, 0) to (1, 1); None when one class
-    has no weight (the curve is undefined).
+    A point per threshold between non-empty bins, from (0, 0) to (1, 1), thinned to about ``points``
+    (evenly along the curve's length; the curve is monotone, so nothing visible is lost); None when
+    one class has no weight (the curve is undefined).
     """
     pos = np.asarray(pos, dtype=np.float64).ravel()[::-1]  # from the highest score down
     neg = np.asarray(neg, dtype=np.float64).ravel()[::-1]
@@ -52,7 +53,13 @@ def roc_curve_from_histogram(pos: Any, neg: Any) -> tuple[np.ndarray, np.ndarray
     tp, fp = np.cumsum(pos[keep]), np.cumsum(neg[keep])
     if not len(tp) or tp[-1] <= 0 or fp[-1] <= 0:
         return None
-    return np.concatenate([[0.0], fp / fp[-1]]), np.concatenate([[0.0], tp / tp[-1]])
+    fpr, tpr = np.concatenate([[0.0], fp / fp[-1]]), np.concatenate([[0.0], tp / tp[-1]])
+    if len(fpr) > points:
+        length = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(fpr), np.diff(tpr)))])
+        idx = np.unique(np.searchsorted(length, np.linspace(0.0, length[-1], points)).clip(0, len(fpr) - 1))
+        idx = np.unique(np.concatenate([[0], idx, [len(fpr) - 1]]))
+        fpr, tpr = fpr[idx], tpr[idx]
+    return fpr, tpr
 
 
 def _pyplot() -> Any:
@@ -155,13 +162,46 @@ def _save(fig: Any, path: str) -> None:
         plt.close(fig)
 
 
-def curve_of(report: Any, name: str, state: Any = None) -> Curve:
-    """A model's :class:`Curve`: its ROC points from the state's score histogram when it has one."""
-    roc = None
-    hist = getattr(state, "roc_histogram", None) if state is not None else None
-    if hist is not None and report.result.kind == "binary":
-        roc = roc_curve_from_histogram(*hist())
-    return Curve(name, report, roc=roc, band=None)
+def reliability_band(state: Any, level: float, *, replicates: int, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per calibration bin, the bootstrap percentile interval of the observed rate (binary: positive rate;
+    multi-class: accuracy), from the state's per-bucket bin sums (the replicates of its intervals);
+    None without bucket sums. Empty bins get NaN."""
+    from xent.metrics import bootstrap_counts
+
+    groups = getattr(state, "groups", None) or {}
+    if not groups:
+        return None
+    g = next(iter(groups.values()))
+    if g.buckets <= 1 or not g.keys:
+        return None
+    n = len(g.keys)
+    bw = g.sums.bin_weight[:n].sum(axis=0)  # (buckets, bins), over every segment
+    bo = g.sums.bin_outcome[:n].sum(axis=0)
+    C = bootstrap_counts(g.buckets, replicates, seed).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        obs = (C @ bo) / (C @ bw)  # (replicates, bins)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a bin empty in every replicate: NaN
+            lo = np.nanquantile(obs, (1.0 - level) / 2.0, axis=0)
+            hi = np.nanquantile(obs, (1.0 + level) / 2.0, axis=0)
+    return lo, hi
+
+
+def curve_of(report: Any, name: str, state: Any = None, level: float | None = None) -> Curve:
+    """A model's :class:`Curve`: ROC points from the state's score histogram (binary), and the band of
+    the reliability diagram at ``level`` from its bucket sums, when it has them."""
+    roc = band = None
+    sums = getattr(state, "sums", None)
+    if sums is not None and report.result.kind == "binary" and "auc_pos" in sums.names and len(sums.auc_pos):
+        roc = roc_curve_from_histogram(sums.auc_pos, sums.auc_neg)
+    if level is not None and getattr(state, "groups", None):
+        from xent.scoring._paired import _settings
+
+        band = reliability_band(state, level, **_settings(report.spec))
+    label = f"{level * 100:g}% interval" if band is not None and level is not None else ""
+    return Curve(name, report, roc=roc, band=band, band_label=label)
 
 
 def plot_reliability(report: Any, path: str, state: Any = None) -> None:
@@ -169,15 +209,15 @@ def plot_reliability(report: Any, path: str, state: Any = None) -> None:
     r = report.result
     cols = ", ".join(report.spec.pred)
     title = f"{cols} ({_subject(report)})\nlog loss {r.log_loss:.4f} nats, ECE {r.ece:.4f}, {r.rows:,} rows"
-    _save(draw([curve_of(report, cols, state)], title), path)
+    _save(draw([curve_of(report, cols, state, getattr(report.spec, "ci", None))], title), path)
 
 
 def plot_compare(report: Any, path: str, states: Any = None) -> None:
     """``xent compare --plot``: models A and B in one figure."""
     a, b = report.a, report.b
     na, nb = "A: " + ", ".join(a.spec.pred), "B: " + ", ".join(b.spec.pred)
-    curves = [curve_of(a, na, None if states is None else states.a),
-              curve_of(b, nb, None if states is None else states.b)]
+    curves = [curve_of(a, na, None if states is None else states.a, report.level),
+              curve_of(b, nb, None if states is None else states.b, report.level)]
     title = (f"Model A vs model B ({_subject(a)})\nlog loss A {a.result.log_loss:.4f}, B {b.result.log_loss:.4f} "
              f"nats, {a.result.rows:,} rows")
     _save(draw(curves, title), path)

@@ -38,12 +38,13 @@ class ScoreReport:
     engine: str = "local"
     seconds: float = math.nan
     skipped: dict[str, int] = field(default_factory=dict)
+    state: Any = field(default=None, repr=False, compare=False)  # the merged state, for the figure's curves
 
     @classmethod
     def from_state(cls, state: Any, spec: ScoreSpec, *, sources: Any, engine: str, seconds: float) -> ScoreReport:
         """Build the report from a final merged metric state."""
         return cls(result=state.compute(), spec=spec, sources=tuple(str(s) for s in sources), engine=engine,
-                   seconds=float(seconds), skipped=dict(sorted(state.skipped.items())))
+                   seconds=float(seconds), skipped=dict(sorted(state.skipped.items())), state=state)
 
     @property
     def positive_class(self) -> Any:
@@ -96,10 +97,11 @@ class ScoreReport:
         return render(self)
 
     def plot(self, path: str) -> None:
-        """Write the reliability diagram to ``path`` (PNG; matplotlib, imported here)."""
+        """Write the figure to ``path`` (PNG; matplotlib, imported here): the reliability diagram (with its
+        interval band when the spec asks for intervals) and, for binary input, the ROC curve."""
         from xent.scoring._plot import plot_reliability
 
-        plot_reliability(self, path)
+        plot_reliability(self, path, self.state)
 
 
 # A mean prediction this many times above or below the observed rate is a warning.
