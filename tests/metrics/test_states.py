@@ -193,7 +193,10 @@ def test_pickle_roundtrip_small():
     s.add_skipped("missing label", 3)
     s2 = pickle.loads(pickle.dumps(s))
     assert s2.compute() == s.compute() and s2.skipped == {"missing label": 3}
-    assert len(pickle.dumps(s)) < 4096  # fixed size, independent of the rows seen
+    # bounded by the bins, never the rows: fixed without AUC, at most the non-empty score bins with it
+    assert len(pickle.dumps(s)) < 4096 + 16 * len(np.unique(p))
+    s3 = BinaryState(auc=False).update(y, p, weights=w)
+    assert len(pickle.dumps(s3)) < 4096 and pickle.loads(pickle.dumps(s3)).compute().log_loss == s3.compute().log_loss
 
 
 def _split_points(n, cuts):

@@ -21,6 +21,7 @@ examples:
   xent score lm.parquet --label token --logit logits            # a list column of per-class logits
   xent score big/ --label y --prob p --on-invalid skip --threads 2
   xent score big/ --label y --prob p --engine dask --workers 4
+  xent score examples/data/ctr_sample.parquet --label clicked --prob p_click --by device --ci 0.95
 
 Binary input: one probability (--prob) or logit (--logit) column of the positive
 class (classes[1]). Multi-class input: one column per class, or one list column.
@@ -53,6 +54,26 @@ def _eps(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"must be 'auto' or a number, got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
+
+
+def _level(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a confidence level in (0, 1), e.g. 0.95, got {text!r}")
+    return v
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "score",
@@ -82,6 +103,19 @@ def register(subparsers: Any) -> None:
                       help="multi-class rows must sum to 1 within TOL (default: 1e-4)")
     opts.add_argument("--on-invalid", choices=("error", "skip"), default="error",
                       help="bad rows: stop with an error naming file, row and column (default), or skip and count them")
+    seg = p.add_argument_group("segments and confidence intervals")
+    seg.add_argument("--by", action="append", metavar="COL", default=[],
+                     help="segment by this string or integer column (repeatable; NULL is a segment of its own): "
+                          "rows, weight, log loss, NE (the segment's own prior), calibration ratio, Brier, AUC and ECE "
+                          "per value")
+    seg.add_argument("--top", type=_positive, default=20, metavar="N",
+                     help="segments shown per --by column, largest weight first (default: 20; the JSON has all)")
+    seg.add_argument("--max-segments", type=_positive, default=100_000, metavar="N",
+                     help="stop with an error above N distinct values of a --by column (default: 100000)")
+    seg.add_argument("--ci", type=_level, metavar="LEVEL",
+                     help="confidence intervals at LEVEL (e.g. 0.95) for log loss, NE, Brier, accuracy, calibration "
+                          "ratio, ECE and ROC AUC, overall and per segment: a bootstrap over 64 hash buckets of rows "
+                          "(file name and row number), deterministic in every engine")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
     out.add_argument("--plot", metavar="FILE.png", help="write a reliability diagram (needs matplotlib)")
@@ -102,9 +136,10 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     try:
         return ScoreSpec(label=args.label, pred=tuple(pred), from_logits=bool(args.logit), weight=args.weight,
                          classes=_classes(args.classes), tolerance=args.tolerance, on_invalid=args.on_invalid,
-                         n_bins=args.bins, eps=args.eps)
+                         n_bins=args.bins, eps=args.eps, by=tuple(args.by), ci=args.ci,
+                         max_segments=args.max_segments)
     except (TypeError, ValueError) as exc:
-        raise CLIError(str(exc).replace("`n_bins`", "--bins")) from None
+        raise CLIError(str(exc).replace("`n_bins`", "--bins").replace("`by`", "--by")) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             json.dump(report.to_dict(), sys.stdout, indent=2, allow_nan=False)
             sys.stdout.write("\n")
         else:
-            print(report.render())
+            print(report.render(top=args.top))
         sys.stdout.flush()
     except BrokenPipeError:  # `xent score ... | head`: the reader left, which is not an error
         sys.stdout = None

@@ -13,9 +13,20 @@ from typing import Any
 
 import numpy as np
 
-from xent.metrics import BinaryState, MulticlassState, new_state
-from xent.metrics._invalid import LABEL, LOGIT, MISSING_LABEL, NAN, PARSE, RANGE, REASONS, SUM, WEIGHT, find_invalid
 from xent.io._readers import check_columns
+from xent.metrics import BinaryState, MulticlassState, SegmentLimitError, new_state
+from xent.metrics._invalid import (
+    LABEL,
+    LOGIT,
+    MISSING_LABEL,
+    NAN,
+    PARSE,
+    RANGE,
+    REASONS,
+    SUM,
+    WEIGHT,
+    find_invalid,
+)
 from xent.scoring._spec import ScoreInputError, ScoreSpec
 
 __all__ = ["state_from_table"]
@@ -282,6 +293,62 @@ def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, 
     return REASONS[code], pcol
 
 
+def _segment_keys(x: Any, source: str, column: str) -> tuple[list[Any], np.ndarray]:
+    """The distinct values of a ``by`` column (None for NULL) and each row's index into them."""
+    if not _is_arrow(x):
+        a = np.asarray(x)
+        if a.dtype.kind in "biuU":
+            values, inverse = np.unique(a, return_inverse=True)
+            return values.tolist(), inverse.astype(np.int64)
+        import pyarrow as pa
+
+        x = pa.array(a.tolist())
+    import pyarrow as pa
+
+    t = x.type
+    if pa.types.is_dictionary(t):
+        x = x.dictionary_decode()
+        t = x.type
+    if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+            or pa.types.is_boolean(t) or pa.types.is_null(t)):
+        why = (" (a float has too many distinct values to be a segment: round or bin it into an integer or "
+               "string column first)" if pa.types.is_floating(t) or pa.types.is_decimal(t) else "")
+        raise ScoreInputError(f"--by needs a string or integer column, got type {t}{why}", source=source,
+                              column=column)
+    enc = x.dictionary_encode()
+    values = enc.dictionary.to_pylist()
+    inverse = _values(enc.indices, -1).astype(np.int64)
+    if x.null_count:
+        inverse = np.where(inverse < 0, len(values), inverse)
+        values.append(None)
+    return values, inverse
+
+
+def _fold_groups(state: Any, cols: dict[str, Any], spec: ScoreSpec, y: np.ndarray, P: Any, w: Any, source: str,
+                 first_row: int, keep: np.ndarray | None) -> None:
+    """Fold the folded rows (``keep``: the rows kept of the table) into the state's segments and buckets."""
+    if not state.groups:
+        return
+    by = {}
+    for col in spec.by:
+        values, inverse = _segment_keys(cols[col], source, col)
+        by[col] = (values, inverse if keep is None else inverse[keep])
+    n = len(y) if keep is None else int(np.count_nonzero(keep))
+    rows = first_row + (np.arange(n) if keep is None else np.flatnonzero(keep))
+    try:
+        state.fold_groups(y if keep is None else y[keep], P if keep is None else P[keep],
+                          None if w is None else (w if keep is None else w[keep]), by=by, source=source, rows=rows)
+    except SegmentLimitError as exc:
+        col = next(iter(c for c, g in state.groups.items() if len(g.keys) >= g.max_segments), None)
+        row = None
+        if col in by:
+            values, inverse = by[col]
+            at = [i for i, v in enumerate(values) if v == exc.value and (v is None) == (exc.value is None)]
+            hit = np.flatnonzero(inverse == at[0]) if at else []
+            row = int(rows[hit[0]]) if len(hit) else None
+        raise ScoreInputError(f"{exc} (value {exc.value!r})", source=source, row=row, column=col) from None
+
+
 def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", first_row: int = 0,
                      state: BinaryState | MulticlassState | None = None,
                      threads: int | None = None) -> BinaryState | MulticlassState:
@@ -350,6 +417,7 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
         if y.dtype != np.int8:
             y = y.astype(np.int64, copy=False)
     if missing is None and parse_bad is None and state.fold(y, P, w, threads=threads) < 0:
+        _fold_groups(state, cols, spec, y, P, w, source, first_row, None)
         return state
     # Slow path: one reason per bad row, then raise on the first or drop them all.
     if isinstance(P, list):
@@ -373,4 +441,5 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
                        None if w is None else np.ascontiguousarray(w[keep]), threads=threads)
     if first >= 0:  # pragma: no cover
         raise ScoreInputError("invalid row left after skipping", source=source, row=first_row)
+    _fold_groups(state, cols, spec, y, P, w, source, first_row, keep)
     return state

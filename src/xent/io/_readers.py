@@ -213,7 +213,9 @@ def _csv_types(spec: ScoreSpec, text: bool) -> dict[str, Any]:
         return {c: pa.binary() for c in spec.columns}
     numeric = spec.classes is None or all(isinstance(c, int) and not isinstance(c, bool) for c in spec.classes)
     types = {spec.label: pa.int64() if numeric else pa.binary()}
-    types.update({c: pa.float64() for c in spec.columns[1:]})  # predictions and weight
+    types.update({c: pa.float64() for c in spec.pred + ((spec.weight,) if spec.weight else ())})
+    for c in getattr(spec, "by", ()):  # segment values: text (a CSV file has no types)
+        types.setdefault(c, pa.string())
     return types
 
 

@@ -11,11 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from xent.metrics._groups import (
+    GroupState,
+    SegmentLimitError,
+    bootstrap_counts,
+    intervals,
+    paired_intervals,
+    replicate_metrics,
+    row_buckets,
+)
 from xent.metrics._results import BinaryResult, ClassRow, MulticlassResult, Reliability
 from xent.metrics._state import BinaryState, MulticlassState
 
-__all__ = ["BinaryResult", "BinaryState", "ClassRow", "MulticlassResult", "MulticlassState", "Reliability",
-           "new_state"]
+__all__ = ["BinaryResult", "BinaryState", "ClassRow", "GroupState", "MulticlassResult", "MulticlassState",
+           "Reliability", "SegmentLimitError", "bootstrap_counts", "intervals", "new_state", "paired_intervals",
+           "replicate_metrics", "row_buckets"]
 
 
 def new_state(spec: Any, num_classes: int | None = None) -> BinaryState | MulticlassState:
@@ -25,8 +35,14 @@ def new_state(spec: Any, num_classes: int | None = None) -> BinaryState | Multic
     column's width, known from the data).
     """
     multi = spec.multiclass
+    state: BinaryState | MulticlassState
     if multi or num_classes is not None:
         k = num_classes if num_classes is not None else (len(spec.classes) if spec.classes else len(spec.pred))
-        return MulticlassState(k, classes=spec.classes, n_bins=spec.n_bins, from_logits=spec.from_logits,
-                               eps=spec.eps, tolerance=spec.tolerance)
-    return BinaryState(n_bins=spec.n_bins, from_logits=spec.from_logits, eps=spec.eps)
+        state = MulticlassState(k, classes=spec.classes, n_bins=spec.n_bins, from_logits=spec.from_logits,
+                                eps=spec.eps, tolerance=spec.tolerance)
+    else:
+        state = BinaryState(n_bins=spec.n_bins, from_logits=spec.from_logits, eps=spec.eps)
+    by, ci = tuple(getattr(spec, "by", ())), getattr(spec, "ci", None)
+    if by or ci is not None:
+        state.with_groups(by, buckets=spec.ci_buckets if ci is not None else 1, max_segments=spec.max_segments)
+    return state

@@ -20,7 +20,7 @@ from xent._lib.namespace import get_namespace
 from xent.metrics._sums import Sums
 from xent.primitives import _log_sigmoid, _log_softmax, _sigmoid
 
-__all__ = ["binary", "multiclass"]
+__all__ = ["binary", "binary_rows", "multiclass", "multiclass_rows"]
 
 
 def _first(bad: np.ndarray) -> int:
@@ -54,16 +54,7 @@ def binary(y: np.ndarray, p: np.ndarray, w: np.ndarray | None, sums: Sums, logit
     if first >= 0:
         return first
     yy = y64.astype(np.float64)
-    xp = get_namespace(x)
-    if logits:
-        loss = -np.where(yy == 1.0, _log_sigmoid(x, xp), _log_sigmoid(-x, xp))
-        pj = _sigmoid(x, xp)
-    else:
-        pj = x
-        pc = np.clip(x, eps, 1.0 - eps)
-        with np.errstate(divide="ignore"):  # eps = 0: log 0 = -inf, an infinite loss
-            loss = -np.where(yy == 1.0, np.log(pc), np.log(1.0 - pc))
-    hit = ((pj >= 0.5) == (yy == 1.0)).astype(np.float64)
+    loss, pj, hit = binary_rows(yy, x, logits, eps)
     with np.errstate(invalid="ignore"):
         sums.add("weight", wv.sum())
         sums.add("weighted_labels", (wv * yy).sum())
@@ -76,12 +67,47 @@ def binary(y: np.ndarray, p: np.ndarray, w: np.ndarray | None, sums: Sums, logit
     return -1
 
 
+def binary_rows(yy: np.ndarray, x: np.ndarray, logits: bool, eps: float) -> tuple[np.ndarray, ...]:
+    """Per row of a valid binary batch: ``(loss, p, hit)``; ``yy`` float64 0/1, ``x`` float64 scores."""
+    if logits:
+        xp = get_namespace(x)
+        loss = -np.where(yy == 1.0, _log_sigmoid(x, xp), _log_sigmoid(-x, xp))
+        pj = _sigmoid(x, xp)
+    else:
+        pj = x
+        pc = np.clip(x, eps, 1.0 - eps)
+        with np.errstate(divide="ignore"):  # eps = 0: log 0 = -inf, an infinite loss
+            loss = -np.where(yy == 1.0, np.log(pc), np.log(1.0 - pc))
+    hit = ((pj >= 0.5) == (yy == 1.0)).astype(np.float64)
+    return loss, pj, hit
+
+
 def _matrix(columns: Any) -> np.ndarray:
     """(n, K) float64 predictions from a 2-d array or a sequence of K columns."""
     if isinstance(columns, np.ndarray) and columns.ndim == 2:
         return columns.astype(np.float64)
     cols: Sequence[Any] = columns
     return np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
+
+
+def multiclass_rows(y: np.ndarray, X: np.ndarray, logits: bool, eps: float) -> tuple[np.ndarray, ...]:
+    """Per row of a valid multi-class batch: ``(loss, q, brier, confidence, hit)``; ``q`` the (n, K) probabilities."""
+    rows = np.arange(len(y))
+    if logits:
+        logq = _log_softmax(X, 1, get_namespace(X))
+        loss = -logq[rows, y]
+        q = np.exp(logq)
+    else:
+        q = X
+        with np.errstate(divide="ignore"):  # eps = 0: log 0 = -inf, an infinite loss
+            loss = -np.log(np.clip(q[rows, y], eps, 1.0 - eps))
+    onehot = np.zeros_like(q)
+    onehot[rows, y] = 1.0
+    br = ((q - onehot) ** 2).sum(axis=1)
+    top = np.argmax(q, axis=1)
+    conf = q[rows, top]
+    hit = (top == y).astype(np.float64)
+    return loss, q, br, conf, hit
 
 
 def multiclass(y: np.ndarray, columns: Any, w: np.ndarray | None, sums: Sums, logits: bool, eps: float,
@@ -103,21 +129,7 @@ def multiclass(y: np.ndarray, columns: Any, w: np.ndarray | None, sums: Sums, lo
     first = _first(bad)
     if first >= 0:
         return first
-    rows = np.arange(n)
-    if logits:
-        logq = _log_softmax(X, 1, get_namespace(X))
-        loss = -logq[rows, y]
-        q = np.exp(logq)
-    else:
-        q = X
-        with np.errstate(divide="ignore"):  # eps = 0: log 0 = -inf, an infinite loss
-            loss = -np.log(np.clip(q[rows, y], eps, 1.0 - eps))
-    onehot = np.zeros_like(q)
-    onehot[rows, y] = 1.0
-    br = ((q - onehot) ** 2).sum(axis=1)
-    top = np.argmax(q, axis=1)
-    conf = q[rows, top]
-    hit = (top == y).astype(np.float64)
+    loss, q, br, conf, hit = multiclass_rows(y, X, logits, eps)
     with np.errstate(invalid="ignore"):
         sums.add("weight", wv.sum())
         sums.add("loss", (wv * loss).sum())

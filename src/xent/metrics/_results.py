@@ -155,6 +155,10 @@ class BinaryResult(_Common):
 
     positive_rate: float = math.nan
     mean_predicted: float = math.nan
+    roc_auc: float = math.nan
+    roc_auc_error_bound: float = math.nan
+    average_precision: float = math.nan
+    average_precision_error_bound: float = math.nan
 
     kind = "binary"
 
@@ -168,6 +172,10 @@ class BinaryResult(_Common):
         d["positive_rate"] = _json(self.positive_rate)
         d["mean_predicted"] = _json(self.mean_predicted)
         d["calibration_ratio_pred_over_obs"] = _json(self.calibration_ratio_pred_over_obs)
+        d["roc_auc"] = _json(self.roc_auc)
+        d["roc_auc_error_bound"] = _json(self.roc_auc_error_bound)
+        d["average_precision"] = _json(self.average_precision)
+        d["average_precision_error_bound"] = _json(self.average_precision_error_bound)
         d["reliability"] = self.reliability.to_dict()
         return d
 
@@ -183,12 +191,15 @@ class ClassRow:
     log_loss: float  # mean loss over rows labelled with this class (NaN when none)
     mean_predicted: float  # sum w p_k / W
     calibration_ratio_pred_over_obs: float  # sum w p_k / sum w [y = k]
+    roc_auc: float = math.nan  # one-vs-rest: p_k ranks rows labelled k above the others
+    roc_auc_error_bound: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label if isinstance(self.label, (int, float, str)) else str(self.label),
                 "rows": self.rows, "weight": self.weight, "prior": self.prior,
                 "log_loss": _json(self.log_loss), "mean_predicted": _json(self.mean_predicted),
-                "calibration_ratio_pred_over_obs": _json(self.calibration_ratio_pred_over_obs)}
+                "calibration_ratio_pred_over_obs": _json(self.calibration_ratio_pred_over_obs),
+                "roc_auc": _json(self.roc_auc), "roc_auc_error_bound": _json(self.roc_auc_error_bound)}
 
 
 @dataclass(frozen=True)
@@ -196,12 +207,21 @@ class MulticlassResult(_Common):
     """Metrics of a multi-class prediction stream, with a per-class table."""
 
     classes: tuple[ClassRow, ...] = field(default=())
+    roc_auc: float = math.nan  # one-vs-rest, macro average over the classes where it is defined
+    roc_auc_error_bound: float = math.nan
+    roc_auc_weighted: float = math.nan  # one-vs-rest, weighted by each class's weight of rows
+    roc_auc_weighted_error_bound: float = math.nan
 
     kind = "multiclass"
 
     def to_dict(self) -> dict[str, Any]:
         d = {"kind": "multiclass", **self._common_dict()}
         d["brier_convention"] = "mean sum_k (p_k - y_k)^2, range [0, 2], as sklearn >= 1.7 multiclass brier_score_loss"
+        d["roc_auc"] = _json(self.roc_auc)
+        d["roc_auc_error_bound"] = _json(self.roc_auc_error_bound)
+        d["roc_auc_weighted"] = _json(self.roc_auc_weighted)
+        d["roc_auc_weighted_error_bound"] = _json(self.roc_auc_weighted_error_bound)
+        d["roc_auc_convention"] = "one-vs-rest (sklearn multi_class='ovr'): roc_auc macro, roc_auc_weighted weighted"
         d["classes"] = [c.to_dict() for c in self.classes]
         d["reliability"] = self.reliability.to_dict()
         return d

@@ -31,8 +31,22 @@ import numpy as np
 from xent._lib.namespace import to_numpy
 from xent._lib.native import native
 from xent._lib.threads import get_num_threads
+from xent.metrics._auc import (
+    auc_from_histogram,
+    average_precision_from_histogram,
+    macro_weighted,
+    n_score_bins,
+    score_bins,
+)
+from xent.metrics._groups import GroupState, row_buckets, row_values
 from xent.metrics._invalid import REASONS, find_invalid
-from xent.metrics._results import BinaryResult, ClassRow, MulticlassResult, Reliability, entropy_nats
+from xent.metrics._results import (
+    BinaryResult,
+    ClassRow,
+    MulticlassResult,
+    Reliability,
+    entropy_nats,
+)
 from xent.metrics._sums import Field, Sums
 
 __all__ = ["BINARY_FIELDS", "MULTICLASS_FIELDS", "BinaryState", "MulticlassState", "kernels"]
@@ -53,6 +67,8 @@ BINARY_FIELDS = (
     Field("brier", doc="sum of w (p - y)^2"),
     Field("correct", doc="sum of w [(p >= 0.5) == y]"),
     *_CALIBRATION_FIELDS,
+    Field("auc_pos", ("scores",), plain=True, doc="per score bin (xent.metrics._auc): sum of w y"),
+    Field("auc_neg", ("scores",), plain=True, doc="per score bin: sum of w (1 - y)"),
 )
 
 MULTICLASS_FIELDS = (
@@ -66,7 +82,25 @@ MULTICLASS_FIELDS = (
     Field("class_loss", ("classes",), doc="per class k: sum of w loss [y = k]"),
     Field("class_prediction", ("classes",), doc="per class k: sum of w p_k over every row"),
     Field("class_rows", ("classes",), count=True, doc="per class k: rows labelled k"),
+    Field("auc_pos", ("auc_classes", "scores"), plain=True, doc="per class k and bin of p_k: sum of w [y = k]"),
+    Field("auc_neg", ("auc_classes", "scores"), plain=True, doc="per class k and bin of p_k: sum of w [y != k]"),
 )
+
+# AUC score histograms (xent.metrics._auc): (octaves, mantissa bits). Binary: 2**22 bins
+# (32 MiB per histogram pair), an error bound near 5e-7 on continuous scores whatever the
+# row count. Multi-class: one histogram per class, 2**12 bins per octave while
+# K * bins stays under 2**22, coarser for many classes; above 2**17 classes no AUC.
+BINARY_AUC = (16, 17)
+MULTICLASS_AUC_OCTAVES = 16
+MULTICLASS_AUC_BUDGET = 1 << 22
+
+
+def multiclass_auc_bits(num_classes: int) -> int | None:
+    """Mantissa bits of the per-class AUC histograms of a K-class state (None: too many classes)."""
+    for m in range(12, -1, -1):
+        if num_classes * n_score_bins(MULTICLASS_AUC_OCTAVES, m) <= MULTICLASS_AUC_BUDGET:
+            return m
+    return None
 
 
 def kernels() -> Any:
@@ -140,7 +174,8 @@ def _columns(P: Any) -> tuple[Any, np.dtype]:
 class _State:
     _fields: tuple[Field, ...] = ()
 
-    def __init__(self, *, n_bins: int, from_logits: bool, eps: Any) -> None:
+    def __init__(self, *, n_bins: int, from_logits: bool, eps: Any, auc: bool = True) -> None:
+        self.auc = bool(auc)
         self.n_bins = _check_n_bins(n_bins)
         self.from_logits = bool(from_logits)
         if not (eps == "auto" or (isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0 <= eps < 0.5)):
@@ -148,9 +183,39 @@ class _State:
         self.eps = eps
         self.skipped: dict[str, int] = {}
         self.sums = Sums(self._fields, self._sizes())
+        # per-segment / per-bucket sums (xent.metrics._groups): one GroupState per `by` column,
+        # or under the key None (the whole stream as one segment) when only intervals are wanted
+        self.groups: dict[str | None, GroupState] = {}
+
+    def with_groups(self, by: tuple[str, ...] = (), *, buckets: int = 1, max_segments: int = 100_000) -> Any:
+        """Keep per-segment sums for each column of ``by`` (and per-bucket sums when ``buckets`` > 1); self."""
+        k = getattr(self, "num_classes", None)
+        for col in (by or (None,)):
+            self.groups[col] = GroupState(k, n_bins=self.n_bins, from_logits=self.from_logits, buckets=buckets,
+                                          max_segments=max_segments)
+        return self
+
+    def fold_groups(self, y: np.ndarray, P: Any, w: np.ndarray | None, *, by: dict[Any, tuple[list[Any], np.ndarray]],
+                    source: str, rows: np.ndarray) -> None:
+        """Fold a batch of valid rows (already folded by ``fold``) into the group states.
+
+        ``by[col] = (values, inverse)``: the batch's distinct values of column ``col`` and each
+        row's index into them (columns not given: one segment, the value None). ``source``
+        and ``rows`` (each row's 0-based number in that file) assign the buckets.
+        """
+        if not self.groups or len(y) == 0:
+            return
+        g0 = next(iter(self.groups.values()))
+        dtype = P.dtype if isinstance(P, np.ndarray) else np.asarray(P[0]).dtype
+        rv = row_values(y, P, w, logits=self.from_logits, eps=self._eps(dtype), n_bins=self.n_bins,
+                        binary=not hasattr(self, "num_classes"))
+        bucket = row_buckets(source, rows, g0.buckets) if g0.buckets > 1 else None
+        for col, g in self.groups.items():
+            values, inverse = by.get(col, ([None], np.zeros(len(y), dtype=np.int64)))
+            g.fold(values, inverse, bucket, rv)
 
     def _sizes(self) -> dict[str, int]:
-        return {"bins": self.n_bins}
+        return {"bins": self.n_bins, "scores": n_score_bins(*BINARY_AUC) if self.auc else 0}
 
     @property
     def rows(self) -> int:
@@ -167,7 +232,7 @@ class _State:
     def _check_mergeable(self, other: Any) -> None:
         if type(other) is not type(self):
             raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
-        for attr in ("n_bins", "from_logits", "num_classes"):
+        for attr in ("n_bins", "from_logits", "num_classes", "auc"):
             a, b = getattr(self, attr, None), getattr(other, attr, None)
             if a != b:
                 raise ValueError(f"cannot merge states with different `{attr}`: {a!r} and {b!r}")
@@ -175,7 +240,11 @@ class _State:
     def merge(self, other):
         """Add ``other``'s sums into this state (in place), field by field, and return ``self``."""
         self._check_mergeable(other)
+        if set(self.groups) != set(other.groups):
+            raise ValueError(f"cannot merge states grouped by {list(self.groups)} and by {list(other.groups)}")
         self.sums.merge(other.sums)
+        for col, g in other.groups.items():
+            self.groups[col].merge(g)
         for reason, count in other.skipped.items():
             self.add_skipped(reason, count)
         return self
@@ -222,8 +291,8 @@ class BinaryState(_State):
 
     _fields = BINARY_FIELDS
 
-    def __init__(self, *, n_bins: int = 15, from_logits: bool = False, eps: Any = "auto") -> None:
-        super().__init__(n_bins=n_bins, from_logits=from_logits, eps=eps)
+    def __init__(self, *, n_bins: int = 15, from_logits: bool = False, eps: Any = "auto", auc: bool = True) -> None:
+        super().__init__(n_bins=n_bins, from_logits=from_logits, eps=eps, auc=auc)
 
     def update(self, y_true: Any, y_pred: Any, /, *, weights: Any = None) -> BinaryState:
         """Fold a batch in: ``y_true`` (n,) in {0, 1} (or bool), ``y_pred`` (n,) probabilities or logits."""
@@ -248,8 +317,12 @@ class BinaryState(_State):
         """
         if len(y) == 0:
             return -1
-        return int(kernels().binary(y, p, w, self.sums, self.from_logits, self._eps(p.dtype),
-                                    threads or get_num_threads()))
+        first = int(kernels().binary(y, p, w, self.sums, self.from_logits, self._eps(p.dtype),
+                                     threads or get_num_threads()))
+        if first < 0 and self.auc:
+            fold_binary_auc(self.sums.auc_pos, self.sums.auc_neg, y, p, w, logits=self.from_logits,
+                            resolution=BINARY_AUC)
+        return first
 
     def compute(self) -> BinaryResult:
         t = self.sums.total
@@ -257,10 +330,16 @@ class BinaryState(_State):
         q = t("weighted_labels") / W if W > 0 else float("nan")
         h = entropy_nats(np.array([q, 1.0 - q])) if W > 0 else float("nan")
         mean = (lambda v: float(v / W) if W > 0 else float("nan"))
+        nan = float("nan")
+        auc = auc_bound = ap = ap_bound = nan
+        if self.auc:
+            auc, auc_bound = auc_from_histogram(self.sums.auc_pos, self.sums.auc_neg)
+            ap, ap_bound = average_precision_from_histogram(self.sums.auc_pos, self.sums.auc_neg)
         return BinaryResult(
             rows=self.rows, weight=float(W), log_loss=mean(t("loss")), brier=mean(t("brier")),
             accuracy=mean(t("correct")), entropy_prior=h, reliability=self._reliability(), positive_rate=float(q),
-            mean_predicted=mean(t("weighted_predictions")),
+            mean_predicted=mean(t("weighted_predictions")), roc_auc=auc, roc_auc_error_bound=auc_bound,
+            average_precision=ap, average_precision_error_bound=ap_bound,
         )
 
 
@@ -282,7 +361,7 @@ class MulticlassState(_State):
     _fields = MULTICLASS_FIELDS
 
     def __init__(self, num_classes: int, *, classes: Any = None, n_bins: int = 15, from_logits: bool = False,
-                 eps: Any = "auto", tolerance: float = 1e-4) -> None:
+                 eps: Any = "auto", tolerance: float = 1e-4, auc: bool = True) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
             raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}")
         self.num_classes = int(num_classes)
@@ -290,10 +369,13 @@ class MulticlassState(_State):
         if len(self.classes) != self.num_classes:
             raise ValueError(f"`classes` must list {self.num_classes} classes, got {len(self.classes)}")
         self.tolerance = float(tolerance)
-        super().__init__(n_bins=n_bins, from_logits=from_logits, eps=eps)
+        self.auc_bits = multiclass_auc_bits(self.num_classes) if auc else None
+        super().__init__(n_bins=n_bins, from_logits=from_logits, eps=eps, auc=self.auc_bits is not None)
 
     def _sizes(self) -> dict[str, int]:
-        return {"bins": self.n_bins, "classes": self.num_classes}
+        scores = n_score_bins(MULTICLASS_AUC_OCTAVES, self.auc_bits) if self.auc_bits is not None else 0
+        return {"bins": self.n_bins, "classes": self.num_classes, "auc_classes": self.num_classes if self.auc else 0,
+                "scores": scores}
 
     def update(self, y_true: Any, y_pred: Any, /, *, weights: Any = None) -> MulticlassState:
         """Fold a batch in: ``y_true`` (n,) class codes, ``y_pred`` (n, K) probabilities or logits."""
@@ -320,9 +402,13 @@ class MulticlassState(_State):
         if len(y) == 0:
             return -1
         columns, dtype = _columns(P)
-        return int(kernels().multiclass(y if y.dtype in (np.int8, np.int64) else y.astype(np.int64), columns, w,
-                                        self.sums, self.from_logits, self._eps(dtype), self.tolerance,
-                                        threads or get_num_threads()))
+        first = int(kernels().multiclass(y if y.dtype in (np.int8, np.int64) else y.astype(np.int64), columns, w,
+                                         self.sums, self.from_logits, self._eps(dtype), self.tolerance,
+                                         threads or get_num_threads()))
+        if first < 0 and self.auc_bits is not None:
+            fold_multiclass_auc(self.sums.auc_pos, self.sums.auc_neg, y, columns, w, logits=self.from_logits,
+                                resolution=(MULTICLASS_AUC_OCTAVES, self.auc_bits))
+        return first
 
     def compute(self) -> MulticlassResult:
         t = self.sums.total
@@ -330,16 +416,65 @@ class MulticlassState(_State):
         cw, closs, cpred = t("class_weight"), t("class_loss"), t("class_prediction")
         nan = float("nan")
         prior = cw / W if W > 0 else np.full(self.num_classes, nan)
+        aucs = bounds = np.full(self.num_classes, nan)
+        macro = macro_b = weighted = weighted_b = nan
+        if self.auc:
+            aucs, bounds = auc_from_histogram(self.sums.auc_pos, self.sums.auc_neg)
+            macro, macro_b, weighted, weighted_b = macro_weighted(aucs, bounds, cw)
         rows = tuple(
             ClassRow(label=self.classes[k], rows=int(self.sums.class_rows[k]), weight=float(cw[k]),
                      prior=float(prior[k]), log_loss=float(closs[k] / cw[k]) if cw[k] > 0 else nan,
                      mean_predicted=float(cpred[k] / W) if W > 0 else nan,
-                     calibration_ratio_pred_over_obs=float(cpred[k] / cw[k]) if cw[k] > 0 else nan)
+                     calibration_ratio_pred_over_obs=float(cpred[k] / cw[k]) if cw[k] > 0 else nan,
+                     roc_auc=float(aucs[k]), roc_auc_error_bound=float(bounds[k]))
             for k in range(self.num_classes)
         )
         mean = (lambda v: float(v / W) if W > 0 else nan)
         return MulticlassResult(
             rows=self.rows, weight=float(W), log_loss=mean(t("loss")), brier=mean(t("brier")),
             accuracy=mean(t("correct")), entropy_prior=entropy_nats(prior) if W > 0 else nan,
-            reliability=self._reliability(), classes=rows,
+            reliability=self._reliability(), classes=rows, roc_auc=macro, roc_auc_error_bound=macro_b,
+            roc_auc_weighted=weighted, roc_auc_weighted_error_bound=weighted_b,
         )
+
+
+def fold_binary_auc(pos: np.ndarray, neg: np.ndarray, y: np.ndarray, p: np.ndarray, w: np.ndarray | None, *,
+                    logits: bool, resolution: tuple[int, int]) -> None:
+    """Add a (valid) binary batch to the score histograms ``pos`` and ``neg`` (xent.metrics._auc)."""
+    b = score_bins(p, logits=logits, octaves=resolution[0], mantissa_bits=resolution[1])
+    _scatter(pos, neg, b, np.asarray(y) == 1, w)
+
+
+def _scatter(pos: np.ndarray, neg: np.ndarray, b: np.ndarray, positive: np.ndarray, w: np.ndarray | None) -> None:
+    """pos[b] += w where positive, neg[b] += w elsewhere (w = 1 when None)."""
+    nb = len(pos)
+    if len(b) * 8 < nb:  # a small batch: touch its bins only, not the whole histogram
+        wv = np.ones(len(b)) if w is None else w
+        np.add.at(pos, b[positive], wv[positive])
+        np.add.at(neg, b[~positive], wv[~positive])
+        return
+    # one histogram of (bin, label) pairs: pos at 2 b + 1, neg at 2 b
+    h = np.bincount(2 * b + positive, weights=w, minlength=2 * nb)
+    pos += h[1::2]
+    neg += h[0::2]
+
+
+def probabilities(columns: Any, logits: bool) -> np.ndarray:
+    """(n, K) float64 probabilities of a multi-class batch (softmax of logits)."""
+    X = columns.astype(np.float64) if isinstance(columns, np.ndarray) else np.stack(
+        [np.asarray(c, dtype=np.float64) for c in columns], axis=1)
+    if logits:
+        X = np.exp(X - X.max(axis=1, keepdims=True))
+        X /= X.sum(axis=1, keepdims=True)
+    return X
+
+
+def fold_multiclass_auc(pos: np.ndarray, neg: np.ndarray, y: np.ndarray, columns: Any, w: np.ndarray | None, *,
+                        logits: bool, resolution: tuple[int, int]) -> None:
+    """Add a (valid) multi-class batch to the per-class one-vs-rest histograms ``pos``, ``neg`` (K, bins)."""
+    Q = probabilities(columns, logits)
+    K = pos.shape[0]
+    y = np.asarray(y, dtype=np.int64)
+    for k in range(K):
+        b = score_bins(Q[:, k], logits=False, octaves=resolution[0], mantissa_bits=resolution[1])
+        _scatter(pos[k], neg[k], b, y == k, w)

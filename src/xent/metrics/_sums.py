@@ -5,7 +5,11 @@ bin / class). :class:`Sums` keeps one array per field:
 
 - a *sum* field is float64 of shape ``(2, *shape)``: ``[0]`` the value, ``[1]`` its
   rounding error, so that the true sum is ``value + compensation``;
-- a *count* field is int64 of shape ``shape``: exact.
+- a *count* field is int64 of shape ``shape``: exact;
+- a *plain* field is float64 of shape ``shape`` without a compensation term: for large
+  histograms (the AUC score histograms) whose entries are integer-valued when the data
+  is unweighted (exact in float64 up to 2**53) and otherwise sums of a few weights each.
+  Pickled sparsely (only the non-zero entries), since most of their bins stay empty.
 
 ``merge`` works field by field (as torchmetrics' ``add_state`` states do): counts
 add; sums add with Knuth's error-free TwoSum, so combining partial sums in any
@@ -39,6 +43,8 @@ class Field:
         sized by the state.
     count : bool
         An exact int64 count instead of a compensated float64 sum.
+    plain : bool
+        A plain float64 sum (no compensation term): for large histograms, see the module docstring.
     doc : str
         One line: the formula of the statistic.
     """
@@ -47,6 +53,7 @@ class Field:
     axes: tuple[str, ...] = ()
     count: bool = False
     doc: str = ""
+    plain: bool = False
 
 
 def merge_into(s: np.ndarray, c: np.ndarray, s2: np.ndarray, c2: Any) -> None:
@@ -91,9 +98,36 @@ class Sums:
         arrays: dict[str, np.ndarray] = {}
         for f in fields:
             shape = tuple(int(sizes[a]) for a in f.axes) or (1,)  # one value: length 1, like every kernel field
-            arrays[f.name] = np.zeros(shape, dtype=np.int64) if f.count else np.zeros((2, *shape))
+            if f.count:
+                arrays[f.name] = np.zeros(shape, dtype=np.int64)
+            else:
+                arrays[f.name] = np.zeros(shape) if f.plain else np.zeros((2, *shape))
         self._arrays = arrays
         self._scalars = frozenset(f.name for f in fields if not f.axes)
+        self._plain = frozenset(f.name for f in fields if f.plain)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # plain fields (histograms, mostly empty) travel as their non-zero entries
+        state = dict(self.__dict__)
+        arrays = dict(self._arrays)
+        for name in self._plain:
+            a = arrays[name]
+            nz = np.flatnonzero(a)
+            if len(nz) * 3 < a.size:
+                arrays[name] = ("sparse", a.shape, nz.astype(np.int64), a.ravel()[nz])
+        state["_arrays"] = arrays
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        arrays = state["_arrays"]
+        for name, a in list(arrays.items()):
+            if isinstance(a, tuple):
+                _, shape, nz, values = a
+                full = np.zeros(shape)
+                full.ravel()[nz] = values
+                arrays[name] = full
+        state.setdefault("_plain", frozenset())
+        self.__dict__.update(state)
 
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("_arrays")
@@ -105,18 +139,27 @@ class Sums:
     def names(self) -> tuple[str, ...]:
         return tuple(self._arrays)
 
+    def __deepcopy__(self, memo: Any) -> Sums:
+        return self.copy()
+
     def copy(self) -> Sums:
-        return copy.deepcopy(self)
+        new = copy.copy(self)
+        new.__dict__["_arrays"] = {k: _sparse_copy(a) if k in self._plain else a.copy()
+                                   for k, a in self._arrays.items()}
+        return new
 
     def add(self, name: str, values: Any) -> None:
         """Fold plain float64 ``values`` (one batch's sums) into the sum field ``name``."""
         a = self._arrays[name]
+        if name in self._plain:
+            a += values
+            return
         merge_into(a[0], a[1], np.asarray(values, dtype=np.float64), 0.0)
 
     def total(self, name: str) -> Any:
         """A sum field's compensated value, a count field's counts (a number for a one-value field)."""
         a = self._arrays[name]
-        v = a if a.dtype == np.int64 else total(a[0], a[1])
+        v = a if a.dtype == np.int64 or name in self._plain else total(a[0], a[1])
         return (int(v[0]) if a.dtype == np.int64 else float(v[0])) if name in self._scalars else v
 
     def merge(self, other: Sums) -> Sums:
@@ -127,8 +170,29 @@ class Sums:
             b = other._arrays[name]
             if a.shape != b.shape:
                 raise ValueError(f"cannot merge field `{name}` of shape {a.shape} with one of shape {b.shape}")
-            if a.dtype == np.int64:
+            if name in self._plain:
+                _sparse_add(a, b)
+            elif a.dtype == np.int64:
                 a += b
             else:
                 merge_into(a[0], a[1], b[0], b[1])
         return self
+
+
+def _sparse_copy(a: np.ndarray) -> np.ndarray:
+    """A copy of a mostly empty histogram that writes only its non-zero entries (fresh zeros cost nothing)."""
+    out = np.zeros(a.shape)
+    flat = a.reshape(-1)
+    nz = np.flatnonzero(flat)
+    out.reshape(-1)[nz] = flat[nz]
+    return out
+
+
+def _sparse_add(a: np.ndarray, b: np.ndarray) -> None:
+    """``a += b`` touching only the non-zero entries of ``b`` (a histogram, mostly empty when small)."""
+    flat = b.reshape(-1)
+    nz = np.flatnonzero(flat)
+    if len(nz) * 4 > flat.size:
+        a += b
+    else:
+        a.reshape(-1)[nz] += flat[nz]

@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from xent.metrics import BinaryResult, MulticlassResult
+from xent.metrics import BinaryResult, MulticlassResult, intervals
+from xent.metrics._groups import CI_METRICS, METRICS
+from xent.metrics._results import _json
 from xent.scoring._spec import ScoreSpec
 
 __all__ = ["ScoreReport"]
@@ -30,6 +32,13 @@ class ScoreReport:
         Wall-clock time of the scoring.
     skipped : dict
         Rows dropped under ``on_invalid="skip"``, by reason.
+    ci : dict or None
+        With ``spec.ci``: ``{"level", "method", "buckets", "replicates", "seed", metric: [lo, hi], ...}``
+        for the whole stream (``metrics.ci`` in the JSON).
+    segments : dict
+        With ``spec.by``: ``{column: [{"value": v, "metrics": {...}}, ...]}``, every segment,
+        largest weight first (ties by value); each ``metrics`` has the keys of
+        ``xent.metrics._groups.METRICS`` and, with ``spec.ci``, ``ci``.
     """
 
     result: BinaryResult | MulticlassResult
@@ -38,13 +47,18 @@ class ScoreReport:
     engine: str = "local"
     seconds: float = math.nan
     skipped: dict[str, int] = field(default_factory=dict)
+    ci: dict[str, Any] | None = None
+    segments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     state: Any = field(default=None, repr=False, compare=False)  # the merged state, for the figure's curves
 
     @classmethod
     def from_state(cls, state: Any, spec: ScoreSpec, *, sources: Any, engine: str, seconds: float) -> ScoreReport:
         """Build the report from a final merged metric state."""
-        return cls(result=state.compute(), spec=spec, sources=tuple(str(s) for s in sources), engine=engine,
-                   seconds=float(seconds), skipped=dict(sorted(state.skipped.items())), state=state)
+        result = state.compute()
+        ci, segments = group_results(state, spec, result)
+        return cls(result=result, spec=spec, sources=tuple(str(s) for s in sources), engine=engine,
+                   seconds=float(seconds), skipped=dict(sorted(state.skipped.items())), ci=ci, segments=segments,
+                   state=state)
 
     @property
     def positive_class(self) -> Any:
@@ -74,8 +88,11 @@ class ScoreReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (NaN and infinite values become None: JSON has neither)."""
-        return {
-            "metrics": self.result.to_dict(),
+        metrics = self.result.to_dict()
+        if self.ci is not None:
+            metrics["ci"] = self.ci
+        out = {
+            "metrics": metrics,
             "positive_class": None if self.positive_class is None else str(self.positive_class),
             "warnings": list(self.warnings),
             "skipped_rows": dict(self.skipped),
@@ -87,14 +104,17 @@ class ScoreReport:
                      "weight": self.spec.weight,
                      "classes": None if self.spec.classes is None else [str(c) for c in self.spec.classes],
                      "n_bins": self.spec.n_bins, "eps": self.spec.eps, "tolerance": self.spec.tolerance,
-                     "on_invalid": self.spec.on_invalid},
+                     "on_invalid": self.spec.on_invalid, "by": list(self.spec.by), "ci": self.spec.ci},
         }
+        if self.spec.by:
+            out["segments"] = self.segments
+        return out
 
-    def render(self) -> str:
-        """The terminal table."""
+    def render(self, *, top: int = 20) -> str:
+        """The terminal table; ``top`` segments per ``by`` column (largest weight first)."""
         from xent.scoring._render import render
 
-        return render(self)
+        return render(self, top=top)
 
     def plot(self, path: str) -> None:
         """Write the figure to ``path`` (PNG; matplotlib, imported here): the reliability diagram (with its
@@ -158,3 +178,55 @@ def _multiclass_warnings(report: ScoreReport, r: MulticlassResult) -> list[str]:
         out.append(f"RIG is negative ({r.rig:.4f}): the predictions do worse than always predicting the class "
                    f"priors. Check that --classes lists the classes in the order of the predictions{mapping}")
     return out
+
+
+def ci_method(spec: ScoreSpec) -> str:
+    """One line: how the intervals are computed."""
+    from xent.metrics._auc import n_score_bins
+    from xent.metrics._groups import BUCKET_AUC
+
+    return (f"bootstrap percentile over {spec.ci_buckets} hash buckets of rows (bucket = hash of the file name and "
+            f"row number), {spec.ci_replicates} replicates, seed {spec.ci_seed}; ROC AUC from "
+            f"{n_score_bins(*BUCKET_AUC)}-bin bucket histograms, shifted to the reported value")
+
+
+def _ci_dict(spec: ScoreSpec, iv: dict[str, Any], i: int) -> dict[str, Any]:
+    d: dict[str, Any] = {"level": spec.ci}
+    for k in CI_METRICS:
+        lo, hi = (float(v) for v in iv[k][i])
+        d[k] = [_json(lo), _json(hi)]
+    return d
+
+
+def _sort_key(item: tuple[Any, float]) -> tuple[float, int, str]:
+    value, weight = item
+    return (-weight if not math.isnan(weight) else 0.0, value is None, str(value))
+
+
+def group_results(state: Any, spec: ScoreSpec, result: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """``(ci, segments)`` of a state with groups (see :class:`ScoreReport`)."""
+    groups = getattr(state, "groups", None) or {}
+    if not groups:
+        return None, {}
+    ci = None
+    if spec.ci is not None:
+        g = groups[None] if None in groups else next(iter(groups.values())).total()
+        iv = intervals(g, level=spec.ci, replicates=spec.ci_replicates, seed=spec.ci_seed, auc=[result.roc_auc])
+        ci = {**_ci_dict(spec, iv, 0), "method": ci_method(spec), "buckets": spec.ci_buckets,
+              "replicates": spec.ci_replicates, "seed": spec.ci_seed}
+    segments: dict[str, list[dict[str, Any]]] = {}
+    for col, g in groups.items():
+        if col is None:
+            continue
+        m = g.metrics()
+        iv = intervals(g, level=spec.ci, replicates=spec.ci_replicates, seed=spec.ci_seed) if spec.ci else None
+        order = sorted(range(len(g.keys)), key=lambda i: _sort_key((g.keys[i], float(m["weight"][i]))))
+        rows = []
+        for i in order:
+            d: dict[str, Any] = {k: _json(float(m[k][i])) for k in METRICS}
+            d["rows"] = int(m["rows"][i])
+            if iv is not None:
+                d["ci"] = _ci_dict(spec, iv, i)
+            rows.append({"value": g.keys[i], "metrics": d})
+        segments[col] = rows
+    return ci, segments

@@ -88,6 +88,16 @@ class ScoreSpec:
     eps : "auto" or float
         Probability clipping: ``"auto"`` = machine epsilon of the column's
         float dtype (scikit-learn >= 1.5), a float = that eps, 0.0 = no clipping.
+    by : tuple of str
+        Segment columns (string or integer; NULL is a segment of its own): the full
+        metric set per value of each (``xent.metrics.GroupState``).
+    ci : float or None
+        Confidence level in (0, 1) of bootstrap intervals over hash buckets of rows
+        (``xent.metrics._groups``), or None for none.
+    max_segments : int
+        Distinct values a ``by`` column may hold; more stops with an error.
+    ci_buckets, ci_replicates, ci_seed : int
+        The intervals' buckets of rows, bootstrap replicates and random seed.
     """
 
     label: str = "label"
@@ -99,9 +109,25 @@ class ScoreSpec:
     on_invalid: OnInvalid = "error"
     n_bins: int = 15
     eps: float | str = "auto"
+    by: tuple[str, ...] = ()
+    ci: float | None = None
+    max_segments: int = 100_000
+    ci_buckets: int = 64
+    ci_replicates: int = 1000
+    ci_seed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pred", _as_tuple(self.pred))
+        object.__setattr__(self, "by", _as_tuple(self.by) or ())
+        if len(set(self.by)) != len(self.by):
+            raise ValueError(f"`by` must not repeat a column, got {list(self.by)!r}")
+        if self.ci is not None and not (isinstance(self.ci, (int, float)) and not isinstance(self.ci, bool)
+                                        and 0.0 < self.ci < 1.0):
+            raise ValueError(f"`ci` must be a confidence level in (0, 1), e.g. 0.95, got {self.ci!r}")
+        for name, low in (("max_segments", 1), ("ci_buckets", 2), ("ci_replicates", 10), ("ci_seed", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"`{name}` must be an integer >= {low}, got {v!r}")
         object.__setattr__(self, "classes", _as_tuple(self.classes))
         if not self.pred:
             raise ValueError("`pred` must name at least one column, got none")
@@ -136,9 +162,9 @@ class ScoreSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Every column read, in order: label, predictions, weight."""
+        """Every column read, in order: label, predictions, weight, segment columns."""
         cols = (self.label, *self.pred)
-        return cols + ((self.weight,) if self.weight else ())
+        return cols + ((self.weight,) if self.weight else ()) + tuple(self.by)
 
     def with_(self, **changes: Any) -> ScoreSpec:
         """A copy with some fields changed."""
