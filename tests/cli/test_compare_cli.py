@@ -69,8 +69,9 @@ def test_plot_has_both_models(capsys, tmp_path, monkeypatch):
     real = _plot._save
     monkeypatch.setattr(_plot, "_save", lambda fig, path: (figures.append(fig), real(fig, path)))
     png = tmp_path / "ab.png"
-    code, _, err = run(capsys, AB, *COLS, "--vs", "p_click_v2", "--plot", str(png))
+    code, out, err = run(capsys, AB, *COLS, "--vs", "p_click_v2", "--plot", str(png), "--json")
     assert code == 0, err
+    d = json.loads(out)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     [fig] = figures
     titles = [ax.get_title() for ax in fig.axes]
@@ -79,7 +80,12 @@ def test_plot_has_both_models(capsys, tmp_path, monkeypatch):
     rel = fig.axes[titles.index("Reliability")]
     labels = [t.get_text() for t in rel.get_legend().get_texts()]
     assert labels[0] == "perfect calibration"
-    assert labels[1].startswith("A: p_click (ECE ") and labels[2].startswith("B: p_click_v2 (ECE "), labels
+    assert labels[1:] == ["A: p_click: 95% interval", f"A: p_click (ECE {d['a']['ece']:.4f})",
+                          "B: p_click_v2: 95% interval", f"B: p_click_v2 (ECE {d['b']['ece']:.4f})"], labels
+    roc = fig.axes[titles.index("ROC curve")]
+    assert [t.get_text() for t in roc.get_legend().get_texts()] == [
+        "chance (AUC 0.5)", f"A: p_click (AUC {d['a']['roc_auc']:.4f})", f"B: p_click_v2 (AUC {d['b']['roc_auc']:.4f})"]
+    assert (roc.get_xlabel(), roc.get_ylabel()) == ("false positive rate", "true positive rate")
     for ax in fig.axes:
         assert ax.get_ylabel(), ax.get_title()
     assert fig.axes[1].get_xlabel() == "predicted probability"

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from xent.cli import CLIError, require
-from xent.cli.score import _classes, _eps
+from xent.cli.score import _classes, _eps, _level, _positive
 
 EXAMPLES = """\
 examples:
@@ -18,6 +18,7 @@ examples:
   xent compare val.csv --label species --prob a_setosa a_versicolor a_virginica \\
       --vs b_setosa b_versicolor b_virginica --classes setosa,versicolor,virginica
   xent compare big/ --label y --prob p --vs p2 --engine dask --workers 4
+  xent compare logs/ --label y --prob p --vs p2 --by country --by device --ci 0.99
 
 Model A's predictions are --prob (or --logit) columns; model B's are the --vs
 columns of the same files (the same kind: probabilities or logits), or, with
@@ -31,16 +32,6 @@ ECE; higher for accuracy, ROC AUC and average precision.
 Rows are numbered from 0 (the first data row) in error messages.
 Exit status: 0 ok, 2 bad input or usage (one line on stderr).
 """
-
-
-def _level(text: str) -> float:
-    try:
-        level = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), e.g. 0.95, got {text!r}") from None
-    if not 0.0 < level < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), e.g. 0.95, got {text}")
-    return level
 
 
 def register(subparsers: Any) -> None:
@@ -67,9 +58,18 @@ def register(subparsers: Any) -> None:
                       help="model B's files: the same rows in the same order (label checked), B's columns")
     cols.add_argument("--weight", metavar="COL", help="optional per-row weight column (of the input files)")
     cols.add_argument("--classes", metavar="A,B,...", help="class list, comma-separated (labels are matched to it)")
+    seg = p.add_argument_group("segments and intervals")
+    seg.add_argument("--by", action="append", metavar="COL", default=[],
+                     help="compare per value of this string or integer column too (repeatable; NULL is a segment "
+                          "of its own; with --against, a column of the input files)")
+    seg.add_argument("--top", type=_positive, default=20, metavar="N",
+                     help="segments shown per --by column, largest weight first (default: 20; the JSON has all)")
+    seg.add_argument("--max-segments", type=_positive, default=100_000, metavar="N",
+                     help="stop with an error above N distinct values of a --by column (default: 100000)")
+    seg.add_argument("--ci", type=_level, default=0.95, metavar="LEVEL",
+                     help="level of the paired intervals of B - A, in (0, 1) (default: 0.95): a bootstrap over 64 "
+                          "hash buckets of rows, the same replicates for both models, deterministic in every engine")
     opts = p.add_argument_group("metrics")
-    opts.add_argument("--ci", type=_level, default=0.95, metavar="LEVEL",
-                      help="level of the paired intervals of B - A, in (0, 1) (default: 0.95)")
     opts.add_argument("--bins", type=int, default=15, metavar="N", help="calibration bins on [0, 1] (default: 15)")
     opts.add_argument("--eps", type=_eps, default="auto", help="probability clipping for the log loss: 'auto' "
                       "(dtype machine epsilon), a number, or 0 for none (default: auto)")
@@ -99,10 +99,12 @@ def _specs(args: argparse.Namespace) -> tuple[Any, Any]:
                        f"(model A is {flag} {' '.join(pred)})")
     try:
         spec = ScoreSpec(label=args.label, pred=tuple(pred), from_logits=bool(args.logit), weight=args.weight,
-                         classes=_classes(args.classes), tolerance=args.tolerance, n_bins=args.bins, eps=args.eps)
-        return specs(spec, args.vs, against=args.against)
+                         classes=_classes(args.classes), tolerance=args.tolerance, n_bins=args.bins, eps=args.eps,
+                         by=tuple(args.by), max_segments=args.max_segments)
+        return specs(spec, args.vs, against=args.against, level=args.ci)
     except (TypeError, ValueError) as exc:
         msg = str(exc).replace("`n_bins`", "--bins").replace("`vs`", "--vs").replace("`against`", "--against")
+        msg = msg.replace("`by`", "--by")
         msg = msg.replace("model A (", f"{flag} (")
         raise CLIError(f"compare: {msg}") from None
 
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             json.dump(report.to_dict(), sys.stdout, indent=2, allow_nan=False)
             sys.stdout.write("\n")
         else:
-            print(report.render())
+            print(report.render(top=args.top))
         sys.stdout.flush()
     except BrokenPipeError:  # `xent compare ... | head`: the reader left, which is not an error
         sys.stdout = None

@@ -136,7 +136,7 @@ def pair_part_state(task: PairPart, files: list[str], files_b: list[str] | None,
         assert task.part is not None
         pairs: Any = same_rows(_part_batches(task.part, read, rows))
     else:
-        read_a, read_b = read_spec(spec_a), read_spec(spec_b, weight=False)
+        read_a, read_b = read_spec(spec_a), read_spec(spec_b, own=False)
         if task.part is None:
             a = batches(files, read_a, batch_rows=rows, use_threads=False)
             b = batches(files_b, read_b, batch_rows=rows, use_threads=False)
@@ -177,12 +177,12 @@ def compare(paths: Any, spec: Any, vs: Any = None, *, against: Any = None, level
     from xent.dask._run import _follow, _reduce
     from xent.dask._tasks import partition
     from xent.io import expand_paths
-    from xent.scoring._compare import CompareReport, check_level, check_on_invalid, specs
+    from xent.scoring._compare import CompareReport, check_on_invalid, specs
     from xent.scoring._local import raise_nothing_to_score
 
-    level = check_level(level)
-    spec_a, spec_b = specs(spec, vs, against=against)
+    spec_a, spec_b = specs(spec, vs, against=against, level=level)
     check_on_invalid(spec_a)
+    level = float(spec_a.ci or level)
     rows = DEFAULT_PARTITION_ROWS if partition_rows is None else partition_rows
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
         raise ValueError(f"`partition_rows` must be an integer >= 1, got {rows!r}")

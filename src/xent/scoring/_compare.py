@@ -40,12 +40,15 @@ COMPARED: tuple[tuple[str, str, int], ...] = (
 VERDICTS = ("better", "worse", "not distinguishable")
 
 
-def specs(spec: ScoreSpec, vs: Any = None, *, against: Any = None) -> tuple[ScoreSpec, ScoreSpec]:
-    """Model A's spec and model B's: ``spec`` with its prediction columns replaced by ``vs``.
+def specs(spec: ScoreSpec, vs: Any = None, *, against: Any = None, level: float = 0.95
+          ) -> tuple[ScoreSpec, ScoreSpec]:
+    """Model A's spec and model B's: ``spec`` with intervals at ``level`` and, for B, its prediction
+    columns replaced by ``vs``.
 
     ``vs`` defaults to ``spec.pred`` when ``against`` (another file set) is given; without
     ``against`` it must name other columns than ``spec.pred``.
     """
+    spec = spec.with_(ci=check_level(level))  # always paired intervals, at ``level``
     if vs is None or (isinstance(vs, (tuple, list)) and not vs):
         if against is None:
             raise ValueError("`vs` must name model B's prediction column(s), or `against` its files")
@@ -133,8 +136,8 @@ class CompareReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: ``a``, ``b`` (each model's metrics), ``delta``, ``delta_ci``, ``verdict`` and provenance."""
         return {
-            "a": self.a.result.to_dict(),
-            "b": self.b.result.to_dict(),
+            "a": self.a.to_dict()["metrics"],
+            "b": self.b.to_dict()["metrics"],
             "delta": dict(self.delta),
             "delta_ci": {k: list(v) for k, v in self.delta_ci.items()},
             "verdict": self.verdict,
@@ -208,11 +211,11 @@ def compare(paths: Any, spec: ScoreSpec, vs: Any = None, *, against: Any = None,
     from xent.io import DEFAULT_BATCH_ROWS, expand_paths
     from xent.scoring._local import _prefetch, raise_nothing_to_score
 
-    level = check_level(level)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"`threads` must be an integer >= 1, got {threads!r}")
-    spec_a, spec_b = specs(spec, vs, against=against)
+    spec_a, spec_b = specs(spec, vs, against=against, level=level)
     check_on_invalid(spec_a)
+    level = float(spec_a.ci or level)
     files = expand_paths(paths)
     files_b = None if against is None else expand_paths(against)
     if files_b is not None and files_b == files and spec_b.pred == spec_a.pred:
@@ -263,6 +266,6 @@ def _pairs_of(files: list[str], files_b: list[str] | None, spec_a: ScoreSpec, sp
     if files_b is None:
         return same_rows(batches(files, read_spec(spec_a, *spec_b.pred), batch_rows=rows, use_threads=use_threads))
     a = batches(files, read_spec(spec_a), batch_rows=rows, use_threads=use_threads)
-    b = batches(files_b, read_spec(spec_b, weight=False), batch_rows=rows, use_threads=use_threads)
+    b = batches(files_b, read_spec(spec_b, own=False), batch_rows=rows, use_threads=use_threads)
     return zip_batches(a, b, spec_a)
 

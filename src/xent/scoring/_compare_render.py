@@ -61,9 +61,8 @@ def render(report: Any, top: int = 20) -> str:
     pct = f"{report.level * 100:g}%"
     iv = report.interval
     if iv:
-        out.append(f"{pct} intervals: {iv.get('method', '')}"
-                   + (f", {iv['replicates']} replicates" if "replicates" in iv else "")
-                   + (f", seed {iv['seed']}" if "seed" in iv else ""))
+        out.append(f"{pct} intervals of B - A: paired bootstrap over {iv['buckets']} hash buckets of rows, "
+                   f"{iv['replicates']} replicates, seed {iv['seed']} (the same replicates for A and B)")
     out.append("")
     ma, mb = r.to_dict(), b.result.to_dict()
     verdict = report.verdict

@@ -22,18 +22,15 @@ def _pair(x: Any) -> list[float | None]:
 
 
 def _settings(spec: Any) -> dict[str, Any]:
-    from xent.metrics._groups import DEFAULT_REPLICATES, DEFAULT_SEED
-
-    return {"replicates": int(getattr(spec, "ci_replicates", None) or DEFAULT_REPLICATES),
-            "seed": int(getattr(spec, "ci_seed", None) or DEFAULT_SEED)}
+    return {"replicates": spec.ci_replicates, "seed": spec.ci_seed}
 
 
-def method(group: Any, spec: Any) -> dict[str, Any]:
-    """``method``, ``seed``, ``replicates`` and ``buckets`` of the intervals (JSON keys)."""
-    s = _settings(spec)
-    return {"method": f"paired bootstrap over {group.buckets} hash buckets of rows (file name, row number; the "
-                      "same replicates for A and B), percentile interval of B - A",
-            "seed": s["seed"], "replicates": s["replicates"], "buckets": group.buckets}
+def method(spec: Any) -> dict[str, Any]:
+    """``method``, ``buckets``, ``replicates`` and ``seed`` of the intervals (JSON keys)."""
+    from xent.scoring._report import ci_method
+
+    return {"method": f"paired {ci_method(spec)}; B - A in each replicate, the same buckets for both models",
+            "buckets": spec.ci_buckets, "replicates": spec.ci_replicates, "seed": spec.ci_seed}
 
 
 def paired_intervals(state: Any, level: float, spec: Any) -> tuple[dict[str, list[float | None]], dict[str, Any]]:
@@ -50,7 +47,7 @@ def paired_intervals(state: Any, level: float, spec: Any) -> tuple[dict[str, lis
     from xent.metrics import paired_intervals as _paired
 
     _, out = _paired(a, b, level=level, **_settings(spec))
-    return {k: _pair(v[0]) for k, v in out.items()}, method(a, spec)
+    return {k: _pair(v[0]) for k, v in out.items()}, method(spec)
 
 
 class Segment(dict):
@@ -66,6 +63,7 @@ def segments(state: Any, level: float, spec: Any, compared: Any) -> dict[str, li
         return out
     from xent.metrics import paired_intervals as _paired
     from xent.scoring._compare import _verdict
+    from xent.scoring._report import _sort_key
 
     for col in ga:
         if col is None:
@@ -88,7 +86,7 @@ def segments(state: Any, level: float, spec: Any, compared: Any) -> dict[str, li
                     ci[k] = _pair(cis[k][i])
                 verdict[k] = _verdict(delta[k], ci.get(k), direction)
             rows.append(Segment(value=key, a=da, b=db, delta=delta, delta_ci=ci, verdict=verdict))
-        rows.sort(key=lambda s: -(s["a"].get("weight") or 0.0))
+        rows.sort(key=lambda s: _sort_key((s["value"], s["a"].get("weight") or 0.0)))  # as `xent score` orders
         out[col] = rows
     return out
 

@@ -25,19 +25,27 @@ __all__ = ["Pair", "PairState", "fold_pair", "read_spec", "zip_batches"]
 
 @dataclass(frozen=True)
 class _Columns:
-    """What a reader needs to know (``xent.io.iter_batches`` reads ``columns``; CSV types the label by
-    ``classes``): the union of A's and B's columns, which no single ScoreSpec may name."""
+    """What a reader needs to know (``xent.io.iter_batches`` reads ``columns``; CSV types them by role):
+    the union of A's and B's columns, which no single ScoreSpec may name."""
 
     label: str
-    columns: tuple[str, ...]
+    pred: tuple[str, ...]
+    weight: str | None
+    by: tuple[str, ...]
     classes: tuple[Any, ...] | None
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.label, *self.pred, *((self.weight,) if self.weight else ()), *self.by)))
 
-def read_spec(spec: ScoreSpec, *more: str, weight: bool = True) -> Any:
-    """The columns to read for ``spec`` plus ``more`` (B's predictions), each once; without the weight when
-    ``weight`` is False (B's files under ``--against``: the weight comes from A's)."""
-    cols = spec.columns if weight else (spec.label, *spec.pred)
-    return _Columns(spec.label, tuple(dict.fromkeys((*cols, *more))), spec.classes)
+
+def read_spec(spec: ScoreSpec, *more: str, own: bool = True) -> Any:
+    """The columns to read for ``spec`` plus ``more`` (B's predictions), each once; only the label and the
+    predictions when ``own`` is False (B's files under ``--against``: weight and segments come from A's)."""
+    pred = tuple(dict.fromkeys((*spec.pred, *more)))
+    if not own:
+        return _Columns(spec.label, pred, None, (), spec.classes)
+    return _Columns(spec.label, pred, spec.weight, tuple(spec.by), spec.classes)
 
 
 @dataclass(frozen=True)
@@ -195,8 +203,9 @@ def fold_pair(pair: Pair, spec_a: ScoreSpec, spec_b: ScoreSpec, state: PairState
     sa = state_from_table(a.table, spec_a, source=a.source, first_row=a.first_row,
                           state=None if state is None else state.a, threads=threads)
     tb = b.table
-    if b is not a and spec_b.weight is not None:
-        tb = _with_column(tb, spec_b.weight, _column(a.table, spec_a.weight or spec_b.weight))
+    if b is not a:  # A's weight and segment columns beside B's predictions
+        for col in (*((spec_b.weight,) if spec_b.weight else ()), *spec_b.by):
+            tb = _with_column(tb, col, _column(a.table, col))
     try:
         # B's rows under A's identity (file name, row number): the same bootstrap buckets as A's rows
         sb = state_from_table(tb, spec_b, source=a.source, first_row=a.first_row,

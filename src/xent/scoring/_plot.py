@@ -27,6 +27,7 @@ import numpy as np
 __all__ = ["Curve", "plot_compare", "plot_reliability", "roc_curve_from_histogram"]
 
 COLORS = ("C0", "C1")
+STYLES = ("-", "--")  # B dashed: two curves that coincide (the same ranking) both stay visible
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,17 @@ def _show(c: Any) -> str:
     return repr(c) if isinstance(c, str) else str(c)
 
 
+def model_name(pred: Sequence[str]) -> str:
+    """A short legend name for prediction columns: ``p``, or ``p_* (3 columns)`` for one column per class."""
+    if len(pred) == 1:
+        return pred[0]
+    import os
+
+    prefix = os.path.commonprefix(list(pred))
+    head = f"{prefix}*" if len(prefix) >= 2 else f"{pred[0]}, ..."
+    return f"{head} ({len(pred)} columns)"
+
+
 def _subject(report: Any) -> str:
     if report.result.kind == "multiclass":
         return f"top-label, {len(report.result.classes)} classes"
@@ -85,7 +97,7 @@ def _subject(report: Any) -> str:
 
 def _reliability(ax: Any, curves: Sequence[Curve]) -> None:
     multi = curves[0].report.result.kind == "multiclass"
-    ax.plot([0, 1], [0, 1], "--", color="gray", lw=1, label="perfect calibration")
+    ax.plot([0, 1], [0, 1], ":", color="gray", lw=1, label="perfect calibration")
     for color, c in zip(COLORS, curves):
         rel = c.report.result.reliability
         full = [k for k in range(len(rel.rows)) if rel.rows[k]]
@@ -118,14 +130,14 @@ def _rows(ax: Any, curves: Sequence[Curve]) -> None:
 
 
 def _roc(ax: Any, curves: Sequence[Curve]) -> None:
-    ax.plot([0, 1], [0, 1], "--", color="gray", lw=1, label="chance (AUC 0.5)")
-    for color, c in zip(COLORS, curves):
+    ax.plot([0, 1], [0, 1], ":", color="gray", lw=1, label="chance (AUC 0.5)")
+    for color, style, c in zip(COLORS, STYLES, curves):
         if c.roc is None:
             continue
         fpr, tpr = c.roc
         auc = getattr(c.report.result, "roc_auc", None)
         label = c.name if auc is None else f"{c.name} (AUC {auc:.4f})"
-        ax.plot(fpr, tpr, "-", color=color, lw=1.5, label=label)
+        ax.plot(fpr, tpr, style, color=color, lw=1.5, label=label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_aspect("equal")
@@ -207,7 +219,7 @@ def curve_of(report: Any, name: str, state: Any = None, level: float | None = No
 def plot_reliability(report: Any, path: str, state: Any = None) -> None:
     """``xent score --plot``: one model's reliability diagram, rows per bin and ROC curve."""
     r = report.result
-    cols = ", ".join(report.spec.pred)
+    cols = model_name(report.spec.pred)
     title = f"{cols} ({_subject(report)})\nlog loss {r.log_loss:.4f} nats, ECE {r.ece:.4f}, {r.rows:,} rows"
     _save(draw([curve_of(report, cols, state, getattr(report.spec, "ci", None))], title), path)
 
@@ -215,7 +227,7 @@ def plot_reliability(report: Any, path: str, state: Any = None) -> None:
 def plot_compare(report: Any, path: str, states: Any = None) -> None:
     """``xent compare --plot``: models A and B in one figure."""
     a, b = report.a, report.b
-    na, nb = "A: " + ", ".join(a.spec.pred), "B: " + ", ".join(b.spec.pred)
+    na, nb = "A: " + model_name(a.spec.pred), "B: " + model_name(b.spec.pred)
     curves = [curve_of(a, na, None if states is None else states.a, report.level),
               curve_of(b, nb, None if states is None else states.b, report.level)]
     title = (f"Model A vs model B ({_subject(a)})\nlog loss A {a.result.log_loss:.4f}, B {b.result.log_loss:.4f} "
