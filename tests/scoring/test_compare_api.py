@@ -196,3 +196,42 @@ def test_located_errors(files):
     assert (e.source, e.row, e.column) == (str(d / "broken.parquet"), 5, "pb"), str(e)
     e = _error(a, spec, vs="nope")
     assert (e.source, e.column) == (a[0], "nope") and "column not found" in str(e)
+
+
+def test_paired_interval_against_numpy(files):
+    """The interval of B - A, recomputed here: each row's bucket from its (file name, row number) in model A's
+    files, one multinomial draw of bucket counts per replicate for both models, percentiles of the difference."""
+    from xent.metrics import bootstrap_counts, row_buckets
+
+    cols, a, b, _ = files
+    spec = ScoreSpec(label="y", pred="pa", weight="w")
+    r = compare(a, spec, vs="pb", against=b, level=0.9)  # B's rows in other files: A's identity pairs them
+    assert r.interval["buckets"] == 64 and r.interval["replicates"] == 1000 and r.interval["seed"] == 0
+    bucket = np.concatenate([row_buckets(a[0], np.arange(1300), 64), row_buckets(a[1], np.arange(N - 1300), 64)])
+    y, w = cols["y"], cols["w"]
+
+    def loss(p):
+        pc = np.clip(p, 2.2e-16, 1 - 2.2e-16)
+        return -np.where(y == 1, np.log(pc), np.log1p(-pc))
+
+    C = bootstrap_counts(64, 1000, 0).astype(float)
+    W = C @ np.bincount(bucket, w, 64)
+    la = C @ np.bincount(bucket, w * loss(cols["pa"]), 64) / W
+    lb = C @ np.bincount(bucket, w * loss(cols["pb"]), 64) / W
+    want = np.quantile(lb - la, [0.05, 0.95])
+    np.testing.assert_allclose(r.delta_ci["log_loss"], want, rtol=1e-9)
+    assert r.delta_ci["log_loss"][1] < 0 and r.verdict["log_loss"] == "better"  # B is the better model here
+    assert r.verdict["ece"] == "better" and r.verdict["accuracy"] == "not distinguishable"
+    # unpaired intervals would be wider: the pairing removes the rows' shared difficulty
+    own = r.a.ci["log_loss"][1] - r.a.ci["log_loss"][0]
+    assert r.delta_ci["log_loss"][1] - r.delta_ci["log_loss"][0] < own
+
+
+def test_identical_models_are_not_distinguishable(files):
+    cols, _, _, d = files
+    f = _parquet(d / "twins.parquet", {"y": cols["y"], "pa": cols["pa"], "pa2": cols["pa"]}, [N])
+    r = compare(f, ScoreSpec(label="y", pred="pa"), vs="pa2")
+    for k, v in r.delta.items():
+        assert v == 0.0, k
+        assert r.delta_ci[k] == [0.0, 0.0] if k in r.delta_ci else True, k
+    assert {v for v in r.verdict.values() if v is not None} == {"not distinguishable"}
