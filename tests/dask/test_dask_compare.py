@@ -19,7 +19,7 @@ NUMBERS = ("a", "b", "verdict", "level", "models")
 
 def _numbers(report) -> dict:
     d = report.to_dict()
-    return {k: d[k] for k in (*NUMBERS, "delta", "delta_ci") if k in d}
+    return {k: d[k] for k in (*NUMBERS, "delta", "delta_ci", "segments") if k in d}
 
 
 def assert_same(got: dict, want: dict) -> None:
@@ -27,7 +27,15 @@ def assert_same(got: dict, want: dict) -> None:
     own size: each of A and B may move by an ulp with the batching, and B - A can be far smaller than both."""
     assert_same_numbers({k: got[k] for k in NUMBERS if k in got}, {k: want[k] for k in NUMBERS if k in want})
     assert got["delta"].keys() == want["delta"].keys() and got["delta_ci"].keys() == want["delta_ci"].keys()
+    assert got.get("segments", {}).keys() == want.get("segments", {}).keys()
+    for col, segs in want.get("segments", {}).items():
+        assert [s["value"] for s in got["segments"][col]] == [s["value"] for s in segs]
+        for x, y in zip(got["segments"][col], segs):
+            assert_same(x, y)
     for k, v in want["delta"].items():
+        if v is None:
+            assert got["delta"][k] is None, k
+            continue
         scale = 1e-12 * max(abs(want["a"][k]), abs(want["b"][k]))
         assert abs(got["delta"][k] - v) <= scale, (k, got["delta"][k], v)
         for x, y in zip(got["delta_ci"].get(k, ()), want["delta_ci"].get(k, ())):
@@ -40,6 +48,7 @@ def files(tmp_path_factory):
     cols = binary_frame(6000, seed=8, weights=True)
     rng = np.random.default_rng(9)
     cols["prob_b"] = np.clip(cols["prob"] + rng.normal(0, 0.05, 6000), 0.0, 1.0)
+    cols["seg"] = rng.integers(0, 5, 6000)
     a = [write_parquet(d / "a1.parquet", {k: v[:3500] for k, v in cols.items()}, [1, 2000, 1499]),
          write_parquet(d / "a2.parquet", {k: v[3500:] for k, v in cols.items()}, [900, 1600])]
     b_cols = {"label": cols["label"], "prob": cols["prob_b"]}
@@ -51,19 +60,22 @@ def files(tmp_path_factory):
 
 def test_same_numbers_as_local_for_any_split(files, dask_client):
     a, b, csv, _ = files
-    spec = ScoreSpec(label="label", pred="prob", weight="w")
+    spec = ScoreSpec(label="label", pred="prob", weight="w", by=("seg",))
     local_vs = _numbers(compare(a, spec, vs="prob_b"))
+    assert len(local_vs["segments"]["seg"]) == 5 and local_vs["delta_ci"]
     local = _numbers(compare(a, spec, against=b))
     assert_same({**local, "models": None}, {**local_vs, "models": None})
-    for rows in (700, 1 << 22):
+    for rows in (2000, 1 << 22):
         tasks = plan_pairs(a, b, partition_rows=rows)
-        assert len(tasks) == (4 if rows == 700 else 2) and all(t.pieces for t in tasks)
+        assert len(tasks) == (3 if rows == 2000 else 2) and all(t.pieces for t in tasks)
         assert sum(p.rows for t in tasks for p in t.pieces) == 6000
-        got = xent.dask.compare(a, spec, against=b, client=dask_client, partition_rows=rows, split_every=2)
-        assert got.engine == "dask"
-        assert_same(_numbers(got), local)
-        assert_same(_numbers(xent.dask.compare(a, spec, vs="prob_b", client=dask_client, partition_rows=rows)),
-                    local_vs)
+    assert [len(t.pieces) for t in plan_pairs(a, b, partition_rows=2000)] == [2, 1, 1]
+    # 3 partitions of A's row groups, each paired with rows cut out of B's differently grouped files
+    got = xent.dask.compare(a, spec, against=b, client=dask_client, partition_rows=2000, split_every=2)
+    assert got.engine == "dask"
+    assert_same(_numbers(got), local)
+    assert_same(_numbers(xent.dask.compare(a, spec, vs="prob_b", client=dask_client, partition_rows=1 << 22)),
+                local_vs)
     # CSV on model B's side: row counts unknown up front, one partition pairs everything
     assert plan_pairs(a, csv, partition_rows=700)[0].part is None
     got = xent.dask.compare(a, spec, against=csv, client=dask_client, partition_rows=700)

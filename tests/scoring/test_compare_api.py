@@ -235,3 +235,32 @@ def test_identical_models_are_not_distinguishable(files):
         assert v == 0.0, k
         assert r.delta_ci[k] == [0.0, 0.0] if k in r.delta_ci else True, k
     assert {v for v in r.verdict.values() if v is not None} == {"not distinguishable"}
+
+
+def test_segments_against_pandas_groupby(tmp_path):
+    import pandas as pd
+
+    cols = _data(seed=11)
+    rng = np.random.default_rng(12)
+    seg = rng.choice(np.array(["north", "south", "east"], dtype=object), N, p=[0.5, 0.3, 0.2])
+    seg[rng.random(N) < 0.05] = None
+    table = {**{k: cols[k] for k in ("y", "pa", "pb", "w")}, "region": pa.array(seg.tolist(), pa.string())}
+    f = _parquet(tmp_path / "seg.parquet", table, [999, 1001])
+    r = compare(f, ScoreSpec(label="y", pred="pa", weight="w", by=("region",)), vs="pb")
+    segs = r.to_dict()["segments"]["region"]
+    df = pd.DataFrame({"y": cols["y"], "pa": cols["pa"], "pb": cols["pb"], "w": cols["w"], "region": seg})
+    groups = df.groupby(df["region"].fillna("<NULL>"))
+    want = {k: (g["w"].sum(), log_loss(g["y"], g["pb"], sample_weight=g["w"], labels=[0, 1])
+                - log_loss(g["y"], g["pa"], sample_weight=g["w"], labels=[0, 1]), len(g)) for k, g in groups}
+    order = [None if k == "<NULL>" else k for k in sorted(want, key=lambda k: -want[k][0])]
+    assert [s["value"] for s in segs] == order and None in order
+    for s in segs:
+        weight, delta, rows = want["<NULL>" if s["value"] is None else s["value"]]
+        assert s["a"]["rows"] == s["b"]["rows"] == rows
+        assert s["a"]["weight"] == pytest.approx(weight, rel=1e-12)
+        assert s["delta"]["log_loss"] == pytest.approx(delta, rel=1e-9)
+        lo, hi = s["delta_ci"]["log_loss"]
+        assert lo <= s["delta"]["log_loss"] <= hi
+        assert s["verdict"]["log_loss"] in ("better", "not distinguishable")
+    text = r.render(top=2)
+    assert "by `region`: 4 segments, largest weight first; the 2 largest shown, --top N for more" in text
