@@ -263,4 +263,5 @@ def test_segments_against_pandas_groupby(tmp_path):
         assert lo <= s["delta"]["log_loss"] <= hi
         assert s["verdict"]["log_loss"] in ("better", "not distinguishable")
     text = r.render(top=2)
-    assert "by `region`: 4 segments, largest weight first; the 2 largest shown, --top N for more" in text
+    assert "by region (4 segments, largest weight first; the 2 largest shown (--top N);" in text
+    assert len(text.split("by region")[1].splitlines()) == 5  # header, rule, 2 segments

@@ -29,13 +29,13 @@ __all__ = ["COMPARED", "CompareReport", "compare", "specs"]
 # (JSON key, shown name, +1 when higher is better, -1 when lower is better), in the order shown
 COMPARED: tuple[tuple[str, str, int], ...] = (
     ("log_loss", "log loss (nats)", -1),
-    ("normalized_entropy", "normalized entropy (NE)", -1),
+    ("normalized_entropy", "NE", -1),
     ("brier", "Brier", -1),
     ("accuracy", "accuracy", +1),
     ("ece", "ECE", -1),
     ("roc_auc", "ROC AUC", +1),
     ("average_precision", "average precision", +1),
-    ("calibration_ratio_pred_over_obs", "calibration ratio sum(p)/sum(y)", 0),  # best at 1: no verdict
+    ("calibration_ratio_pred_over_obs", "sum(p)/sum(y)", 0),  # best at 1: no verdict
 )
 VERDICTS = ("better", "worse", "not distinguishable")
 
