@@ -90,7 +90,7 @@ def register(subparsers: Any) -> None:
 
 def _specs(args: argparse.Namespace) -> tuple[Any, Any]:
     from xent.scoring import ScoreSpec
-    from xent.scoring._compare import specs
+    from xent.scoring._compare import compare_specs
 
     pred = args.logit or args.prob or ["prob"]
     flag = "--logit" if args.logit else "--prob"
@@ -101,7 +101,7 @@ def _specs(args: argparse.Namespace) -> tuple[Any, Any]:
         spec = ScoreSpec(label=args.label, pred=tuple(pred), from_logits=bool(args.logit), weight=args.weight,
                          classes=_classes(args.classes), tolerance=args.tolerance, n_bins=args.bins, eps=args.eps,
                          by=tuple(args.by), max_segments=args.max_segments)
-        return specs(spec, args.vs, against=args.against, level=args.ci)
+        return compare_specs(spec, args.vs, against=args.against, level=args.ci)
     except (TypeError, ValueError) as exc:
         msg = str(exc).replace("`n_bins`", "--bins").replace("`vs`", "--vs").replace("`against`", "--against")
         msg = msg.replace("`by`", "--by")

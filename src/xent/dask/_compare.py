@@ -110,44 +110,22 @@ def _part_batches(part: Part, read: Any, batch_rows: int) -> Iterator[Any]:
         raise
 
 
-def _piece_batches(piece: Piece, read: Any, batch_rows: int) -> Iterator[Any]:
-    """Batches of exactly the rows of ``piece``."""
-    from xent.io import Batch, iter_batches
-
-    lo, hi = piece.first_row, piece.first_row + piece.rows
-    for b in iter_batches(piece.path, read, batch_rows=batch_rows):
-        a, z = max(lo, b.first_row), min(hi, b.first_row + b.num_rows)
-        if a < z:
-            from xent.scoring._pairs import _slice
-
-            yield Batch(_slice(b.table, a - b.first_row, z - a), b.source, a)
-        if b.first_row + b.num_rows >= hi:
-            return
-
-
 def pair_part_state(task: PairPart, files: list[str], files_b: list[str] | None, spec_a: Any, spec_b: Any) -> Any:
     """The :class:`~xent.scoring._pairs.PairState` of one partition, None when it has no rows."""
-    from xent.io import DEFAULT_BATCH_ROWS
-    from xent.scoring._pairs import batches, fold_pair, read_spec, same_rows, zip_batches
+    from xent.io import DEFAULT_BATCH_ROWS, iter_batches
+    from xent.scoring._pairs import batches, cut_rows, fold_pairs, pair_batches, read_specs
 
     rows = DEFAULT_BATCH_ROWS
-    if files_b is None:
-        read = read_spec(spec_a, *spec_b.pred)
-        assert task.part is not None
-        pairs: Any = same_rows(_part_batches(task.part, read, rows))
+    read_a, read_b = read_specs(spec_a, spec_b, against=files_b is not None)
+    if task.part is None:  # the whole input (and B's whole file set) in one partition
+        a: Any = batches(files, read_a, batch_rows=rows, use_threads=False)
+        b: Any = None if files_b is None else batches(files_b, read_b, batch_rows=rows, use_threads=False)
     else:
-        read_a, read_b = read_spec(spec_a), read_spec(spec_b, own=False)
-        if task.part is None:
-            a = batches(files, read_a, batch_rows=rows, use_threads=False)
-            b = batches(files_b, read_b, batch_rows=rows, use_threads=False)
-        else:
-            a = _part_batches(task.part, read_a, rows)
-            b = (x for piece in task.pieces or () for x in _piece_batches(piece, read_b, rows))
-        pairs = zip_batches(a, b, spec_a, start=task.start)
-    state = None
-    for pair in pairs:
-        state = fold_pair(pair, spec_a, spec_b, state)
-    return state
+        a = _part_batches(task.part, read_a, rows)
+        b = None if files_b is None else (
+            x for p in task.pieces or ()
+            for x in cut_rows(iter_batches(p.path, read_b, batch_rows=rows), p.first_row, p.first_row + p.rows))
+    return fold_pairs(pair_batches(a, b, spec_a, start=task.start), spec_a, spec_b)
 
 
 def compare(paths: Any, spec: Any, vs: Any = None, *, against: Any = None, level: float = 0.95, client: Any = None,
@@ -176,24 +154,17 @@ def compare(paths: Any, spec: Any, vs: Any = None, *, against: Any = None, level
     from xent.dask._plan import DEFAULT_PARTITION_ROWS
     from xent.dask._run import _follow, _reduce
     from xent.dask._tasks import partition
-    from xent.io import expand_paths
-    from xent.scoring._compare import CompareReport, check_on_invalid, specs
+    from xent.scoring._compare import CompareReport, compare_files, compare_specs
     from xent.scoring._local import raise_nothing_to_score
 
-    spec_a, spec_b = specs(spec, vs, against=against, level=level)
-    check_on_invalid(spec_a)
-    level = float(spec_a.ci or level)
+    spec_a, spec_b = compare_specs(spec, vs, against=against, level=level)
     rows = DEFAULT_PARTITION_ROWS if partition_rows is None else partition_rows
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
         raise ValueError(f"`partition_rows` must be an integer >= 1, got {rows!r}")
     if isinstance(split_every, bool) or not isinstance(split_every, int) or split_every < 2:
         raise ValueError(f"`split_every` must be an integer >= 2, got {split_every!r}")
     start = time.perf_counter()
-    files = expand_paths(paths)  # before any cluster starts: a bad path fails fast
-    files_b = None if against is None else expand_paths(against)
-    if files_b is not None and files_b == files and spec_b.pred == spec_a.pred:
-        raise ValueError("`against` names model A's own files and columns: give model B's files, or its "
-                         "columns with `vs`")
+    files, files_b = compare_files(paths, against, spec_a, spec_b)  # before any cluster starts: fails fast
     tasks = plan_pairs(files, files_b, partition_rows=rows)
     with open_client(client=client, scheduler=scheduler, workers=workers) as c:
         bag = db.from_delayed([dask.delayed(partition, pure=False)(pair_part_state, t, files, files_b, spec_a, spec_b)

@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from xent.scoring._pairs import PairState, fold_pair, read_spec, same_rows, zip_batches
+from xent.io import expand_paths
+from xent.scoring._pairs import PairState, batches, fold_pairs, pair_batches, read_specs
 from xent.scoring._report import ScoreReport
 from xent.scoring._spec import ScoreSpec
 
-__all__ = ["COMPARED", "CompareReport", "compare", "specs"]
+__all__ = ["COMPARED", "CompareReport", "compare", "compare_files", "compare_specs"]
 
 # (JSON key, shown name, +1 when higher is better, -1 when lower is better), in the order shown
 COMPARED: tuple[tuple[str, str, int], ...] = (
@@ -40,14 +41,15 @@ COMPARED: tuple[tuple[str, str, int], ...] = (
 VERDICTS = ("better", "worse", "not distinguishable")
 
 
-def specs(spec: ScoreSpec, vs: Any = None, *, against: Any = None, level: float = 0.95
-          ) -> tuple[ScoreSpec, ScoreSpec]:
+def compare_specs(spec: ScoreSpec, vs: Any = None, *, against: Any = None, level: float = 0.95
+                  ) -> tuple[ScoreSpec, ScoreSpec]:
     """Model A's spec and model B's: ``spec`` with intervals at ``level`` and, for B, its prediction
-    columns replaced by ``vs``.
+    columns replaced by ``vs``; ValueError naming the argument when they cannot be compared.
 
     ``vs`` defaults to ``spec.pred`` when ``against`` (another file set) is given; without
-    ``against`` it must name other columns than ``spec.pred``.
+    ``against`` it must name other columns than ``spec.pred``. ``on_invalid`` must be "error".
     """
+    check_on_invalid(spec)
     spec = spec.with_(ci=check_level(level))  # always paired intervals, at ``level``
     if vs is None or (isinstance(vs, (tuple, list)) and not vs):
         if against is None:
@@ -61,6 +63,17 @@ def specs(spec: ScoreSpec, vs: Any = None, *, against: Any = None, level: float 
         raise ValueError(f"`vs` must name as many columns as model A's predictions ({len(spec.pred)}), "
                          f"got {len(spec_b.pred)}: {', '.join(spec_b.pred)}")
     return spec, spec_b
+
+
+def compare_files(paths: Any, against: Any, spec_a: ScoreSpec, spec_b: ScoreSpec) -> tuple[list[str], list[str] | None]:
+    """Model A's files and model B's (None: the same files, ``vs`` columns); ValueError when ``against``
+    names A's own files and columns."""
+    files = expand_paths(paths)
+    files_b = None if against is None else expand_paths(against)
+    if files_b is not None and files_b == files and spec_b.pred == spec_a.pred:
+        raise ValueError("`against` names model A's own files and columns: give model B's files, or its "
+                         "columns with `vs`")
+    return files, files_b
 
 
 def check_level(level: Any) -> float:
@@ -208,29 +221,24 @@ def compare(paths: Any, spec: ScoreSpec, vs: Any = None, *, against: Any = None,
     ...             vs="p_click_v2")  # doctest: +SKIP
     >>> r.delta["log_loss"], r.delta_ci["log_loss"], r.verdict["log_loss"]  # doctest: +SKIP
     """
-    from xent.io import DEFAULT_BATCH_ROWS, expand_paths
+    from xent.io import DEFAULT_BATCH_ROWS
     from xent.scoring._local import _prefetch, raise_nothing_to_score
 
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"`threads` must be an integer >= 1, got {threads!r}")
-    spec_a, spec_b = specs(spec, vs, against=against, level=level)
-    check_on_invalid(spec_a)
-    level = float(spec_a.ci or level)
-    files = expand_paths(paths)
-    files_b = None if against is None else expand_paths(against)
-    if files_b is not None and files_b == files and spec_b.pred == spec_a.pred:
-        raise ValueError("`against` names model A's own files and columns: give model B's files, or its "
-                         "columns with `vs`")
+    spec_a, spec_b = compare_specs(spec, vs, against=against, level=level)
+    files, files_b = compare_files(paths, against, spec_a, spec_b)
     start = time.perf_counter()
     rows = batch_rows or DEFAULT_BATCH_ROWS
     with threads_for(threads):
         use_threads = threads != 1
-        pairs = _pairs_of(files, files_b, spec_a, spec_b, rows, use_threads)
+        read_a, read_b = read_specs(spec_a, spec_b, against=files_b is not None)
+        a = batches(files, read_a, batch_rows=rows, use_threads=use_threads)
+        b = None if files_b is None else batches(files_b, read_b, batch_rows=rows, use_threads=use_threads)
+        pairs = pair_batches(a, b, spec_a)
         if use_threads:
             pairs = _prefetch(pairs, depth=2)
-        state = None
-        for pair in pairs:
-            state = fold_pair(pair, spec_a, spec_b, state, threads=threads)
+        state = fold_pairs(pairs, spec_a, spec_b, threads=threads)
     if state is None or state.rows == 0:
         raise_nothing_to_score(None if state is None else state.a, files)
     return CompareReport.from_state(state, spec_a, spec_b, sources=files, against=files_b, level=level,
@@ -257,15 +265,3 @@ def check_on_invalid(spec: ScoreSpec) -> None:
     if spec.on_invalid != "error":
         raise ValueError("a comparison needs both models on the same rows: `on_invalid` must be 'error', "
                          f"got {spec.on_invalid!r}")
-
-
-def _pairs_of(files: list[str], files_b: list[str] | None, spec_a: ScoreSpec, spec_b: ScoreSpec, rows: int,
-              use_threads: bool) -> Any:
-    from xent.scoring._pairs import batches
-
-    if files_b is None:
-        return same_rows(batches(files, read_spec(spec_a, *spec_b.pred), batch_rows=rows, use_threads=use_threads))
-    a = batches(files, read_spec(spec_a), batch_rows=rows, use_threads=use_threads)
-    b = batches(files_b, read_spec(spec_b, own=False), batch_rows=rows, use_threads=use_threads)
-    return zip_batches(a, b, spec_a)
-

@@ -20,7 +20,8 @@ from xent.io import Batch, iter_batches, state_from_table
 from xent.io._convert import _label_codes  # the one label -> class-code rule, so "1" (CSV) equals 1 (Parquet)
 from xent.scoring._spec import ScoreInputError, ScoreSpec
 
-__all__ = ["Pair", "PairState", "fold_pair", "read_spec", "zip_batches"]
+__all__ = ["Pair", "PairState", "batches", "cut_rows", "fold_pair", "fold_pairs", "pair_batches", "read_spec",
+           "read_specs", "zip_batches"]
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,38 @@ def same_rows(batches: Iterable[Batch]) -> Iterator[Pair]:
     """``--vs``: both models' columns in the same batches."""
     for b in batches:
         yield Pair(b, b)
+
+
+def pair_batches(a: Iterable[Batch], b: Iterable[Batch] | None, spec: ScoreSpec, *, start: int = 0
+                 ) -> Iterator[Pair]:
+    """Model A's and model B's rows side by side: ``b`` None (``--vs``: both in ``a``'s batches), or
+    :func:`zip_batches` of the two file sets (``start``: the rows before the first of each)."""
+    return same_rows(a) if b is None else zip_batches(a, b, spec, start=start)
+
+
+def fold_pairs(pairs: Iterable[Pair], spec_a: ScoreSpec, spec_b: ScoreSpec, state: PairState | None = None, *,
+               threads: int | None = None) -> PairState | None:
+    """Fold every pair into ``state`` (a new one at the first pair); None when there is none."""
+    for pair in pairs:
+        state = fold_pair(pair, spec_a, spec_b, state, threads=threads)
+    return state
+
+
+def read_specs(spec_a: ScoreSpec, spec_b: ScoreSpec, *, against: bool) -> tuple[Any, Any]:
+    """What to read of model A's files and, with ``against``, of model B's (else None: one file set)."""
+    if not against:
+        return read_spec(spec_a, *spec_b.pred), None
+    return read_spec(spec_a), read_spec(spec_b, own=False)
+
+
+def cut_rows(batches: Iterable[Batch], lo: int, hi: int) -> Iterator[Batch]:
+    """The rows ``[lo, hi)`` (numbers inside their file) of a file's ``batches``, as batches."""
+    for b in batches:
+        start, stop = max(lo, b.first_row), min(hi, b.first_row + b.num_rows)
+        if start < stop:
+            yield Batch(_slice(b.table, start - b.first_row, stop - start), b.source, start)
+        if b.first_row + b.num_rows >= hi:
+            return
 
 
 def fold_pair(pair: Pair, spec_a: ScoreSpec, spec_b: ScoreSpec, state: PairState | None, *,
