@@ -116,8 +116,18 @@ def test_same_errors_as_local(files, dask_client, tmp_path):
     assert err.startswith(f"{bad}: row 5000, column `prob`: probability -0.5 is outside [0, 1]")
 
 
-def test_cli_error_on_a_cluster(files, dask_cluster):
+def test_cli_on_a_cluster(files, dask_cluster):
+    import json
+
     a, b, _, _ = files
+    args = ["compare", *a, "--label", "label", "--prob", "prob", "--vs", "prob_b", "--by", "seg", "--json"]
+    local = subprocess.run([sys.executable, "-m", "xent.cli", *args], capture_output=True, text=True, timeout=240)
+    dask = subprocess.run([sys.executable, "-m", "xent.cli", *args, "--engine", "dask", "--scheduler",
+                           dask_cluster.scheduler_address], capture_output=True, text=True, timeout=240)
+    assert local.returncode == 0 and dask.returncode == 0, (local.stderr, dask.stderr)
+    got, want = json.loads(dask.stdout), json.loads(local.stdout)
+    assert (got["engine"], want["engine"]) == ("dask", "local")
+    assert_same(got, want)
     proc = subprocess.run([sys.executable, "-m", "xent.cli", "compare", *a, "--label", "label", "--prob", "prob",
                            "--against", b[0], "--engine", "dask", "--scheduler", dask_cluster.scheduler_address],
                           capture_output=True, text=True, timeout=240)
