@@ -61,14 +61,17 @@ def test_ties_and_discrete_scores_equal_sklearn():
 
 
 def test_confident_scores_share_the_outer_bins_and_the_bound_says_so():
-    """Logits up to about 11 (p within 7.6e-6 of 0 or 1) keep their order, in float64 (no rounding of p to 1);
-    beyond, they share the outermost bin of their side, and the bound covers it."""
-    x = np.array([9.0, 10.0, 10.5, 11.0, -9.0, -10.0])
+    """Logits up to 256 in magnitude keep their order (no rounding of p to 1 first); beyond, they share the
+    outermost bin of their side, and the bound covers it."""
+    x = np.array([9.0, 30.0, 45.5, 200.0, -9.0, -100.0])
     y = np.array([0, 1, 0, 1, 1, 0], dtype=np.int8)
     r = BinaryState(from_logits=True).update(y, x).compute()
     assert r.roc_auc == pytest.approx(roc_auc_score(y, x), abs=1e-15) and r.roc_auc_error_bound == 0.0
-    far = BinaryState(from_logits=True).update(y, x * 5).compute()
-    assert abs(far.roc_auc - roc_auc_score(y, x * 5)) <= far.roc_auc_error_bound and far.roc_auc_error_bound > 0
+    far = BinaryState(from_logits=True).update(y, x * 30).compute()
+    assert abs(far.roc_auc - roc_auc_score(y, x * 30)) <= far.roc_auc_error_bound and far.roc_auc_error_bound > 0
+    prob = BinaryState().update(y, expit(x / 3)).compute()  # probabilities within 7.6e-6 of 1 share a bin
+    assert abs(prob.roc_auc - roc_auc_score(y, expit(x / 3))) <= prob.roc_auc_error_bound + 1e-15
+    assert prob.roc_auc_error_bound > 0
 
 
 @pytest.mark.parametrize("logits", [False, True])
@@ -99,7 +102,7 @@ def test_merge_any_split_is_exact_and_pickles(multi):
     if multi:
         P = softmax(rng.normal(0, 1.5, (3000, 4)), axis=1)
         y = rng.integers(0, 4, 3000)
-        new = lambda: MulticlassState(4)  # noqa: E731
+        new = lambda: MulticlassState(4)
     else:
         y, _, P, _ = _data(3000, 8)
         new = BinaryState

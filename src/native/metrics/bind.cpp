@@ -1,7 +1,7 @@
 // Python bindings of the metrics kernels: shape checks, GIL release, dispatch to the
 // table of the CPU's variant (kernels.hpp). Compiled once, for the baseline.
 //
-//   xent._native.metrics.binary(y, p, w, sums, logits, eps, threads) -> int
+//   xent._native.metrics.binary(y, p, w, sums, logits, eps, threads, auc_octaves=0, auc_bits=0) -> int
 //   xent._native.metrics.multiclass(y, columns, w, sums, logits, eps, tolerance, threads) -> int
 //     (columns: an (n, K) array with any positive strides, or a list of K arrays of shape (n,))
 //
@@ -130,8 +130,27 @@ std::int64_t finish(std::int64_t r) {
   return r;
 }
 
+using PlainArray = nb::ndarray<double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+// The binary state's AUC histograms (`sums.auc_pos`, `sums.auc_neg`: float64 of one length), or none.
+metrics::Histogram read_histogram(nb::handle sums, int octaves, int mantissa_bits) {
+  metrics::Histogram h{nullptr, nullptr, 0, octaves, mantissa_bits};
+  nb::object a = nb::getattr(sums, "auc_pos", nb::none()), b = nb::getattr(sums, "auc_neg", nb::none());
+  if (a.is_none() || b.is_none() || octaves < 1) return h;
+  PlainArray pa, pb;
+  if (!nb::try_cast(a, pa, false) || !nb::try_cast(b, pb, false) || pa.shape(0) != pb.shape(0))
+    throw std::invalid_argument("`sums.auc_pos` and `sums.auc_neg` must be writable float64 arrays of one length");
+  if (mantissa_bits < 0 || mantissa_bits > 23 ||
+      static_cast<std::int64_t>(pa.shape(0)) != (static_cast<std::int64_t>(2 * octaves) << mantissa_bits))
+    throw std::invalid_argument("`sums.auc_pos` must have 2 * auc_octaves * 2**auc_bits bins");
+  h.pos = pa.data();
+  h.neg = pb.data();
+  h.n_bins = static_cast<std::int64_t>(pa.shape(0));
+  return h;
+}
+
 std::int64_t binary(const Column& y, const Column& p, std::optional<Weights> w, nb::handle sums, bool logits,
-                    double eps, int threads) {
+                    double eps, int threads, int auc_octaves, int auc_bits) {
   Sums s = read_sums(sums);
   if (!s.weighted_labels.s || !s.weighted_predictions.s)
     throw std::invalid_argument("`sums` must be a binary state's (weighted_labels, weighted_predictions)");
@@ -142,9 +161,12 @@ std::int64_t binary(const Column& y, const Column& p, std::optional<Weights> w, 
   b.stride = 1;
   b.pred_type = float_type(p, "p");
   Options o{logits, eps, 0.0, threads < 1 ? 1 : threads};
+  metrics::Histogram h = read_histogram(sums, auc_octaves, auc_bits);
   const metrics::Table& t = metrics::table_for(best_isa());
   nb::gil_scoped_release release;
-  return finish(t.binary(b, o, s));
+  std::int64_t r = finish(t.binary(b, o, s));
+  if (r < 0 && h.pos) t.binary_histogram(b, o, h);
+  return r;
 }
 
 Sums multiclass_sums(nb::handle sums, std::size_t n_columns) {
@@ -204,18 +226,42 @@ std::int64_t multiclass_matrix(const Column& y, const Matrix& P, std::optional<W
   return run_multiclass(y, ptrs, P.shape(0), stride, ft, w, s, logits, eps, tolerance, threads);
 }
 
+// out[idx[i]] += (w ? w[i] : 1): the scatter of the segment and bucket sums (xent/metrics/_groups.py),
+// into an existing array, without the dense temporary of numpy.bincount. Indices are checked.
+using Indices = nb::ndarray<const std::int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using Values = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+void scatter_add(PlainArray out, const Indices& idx, std::optional<Values> w) {
+  const std::size_t n = idx.shape(0);
+  if (w && w->shape(0) != n) throw std::invalid_argument("`w` must have the length of `idx`");
+  const std::int64_t size = static_cast<std::int64_t>(out.shape(0));
+  const std::int64_t* ix = idx.data();
+  for (std::size_t i = 0; i < n; ++i)
+    if (ix[i] < 0 || ix[i] >= size) throw std::invalid_argument("`idx` holds an index outside `out`");
+  double* o = out.data();
+  const double* wv = w ? w->data() : nullptr;
+  nb::gil_scoped_release release;
+  if (wv)
+    for (std::size_t i = 0; i < n; ++i) o[ix[i]] += wv[i];
+  else
+    for (std::size_t i = 0; i < n; ++i) o[ix[i]] += 1.0;
+}
+
 }  // namespace
 
 void register_metrics(nb::module_& m) {
   nb::module_ sub = m.def_submodule("metrics", "The scorer's one-pass metric kernels (src/native/metrics/).");
   sub.def("binary", &binary, nb::arg("y"), nb::arg("p"), nb::arg("w").none(), nb::arg("sums"), nb::arg("logits"),
-          nb::arg("eps"), nb::arg("threads"),
-          "Fold a binary batch into `sums`: -1, or the first invalid row (sums untouched).");
+          nb::arg("eps"), nb::arg("threads"), nb::arg("auc_octaves") = 0, nb::arg("auc_bits") = 0,
+          "Fold a binary batch into `sums`: -1, or the first invalid row (sums untouched). With auc_octaves > 0, "
+          "also the AUC histograms `sums.auc_pos` / `sums.auc_neg` (xent.metrics._auc).");
   // the matrix overload first: a 2-d array is also a sequence (of rows)
   sub.def("multiclass", &multiclass_matrix, nb::arg("y"), nb::arg("columns"), nb::arg("w").none(), nb::arg("sums"),
           nb::arg("logits"), nb::arg("eps"), nb::arg("tolerance"), nb::arg("threads"),
           "Fold a multi-class batch ((n, K) array, or one array per class) into `sums`: -1, or the first invalid "
           "row (sums untouched).");
+  sub.def("scatter_add", &scatter_add, nb::arg("out"), nb::arg("idx"), nb::arg("w").none(),
+          "out[idx[i]] += w[i] (1 when w is None), in place; `out` a flat float64 array.");
   sub.def("multiclass", &multiclass_columns, nb::arg("y"), nb::arg("columns"), nb::arg("w").none(), nb::arg("sums"),
           nb::arg("logits"), nb::arg("eps"), nb::arg("tolerance"), nb::arg("threads"));
 }

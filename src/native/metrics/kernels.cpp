@@ -496,6 +496,85 @@ void multi_rows(const Job& job, Part& part, std::size_t begin, std::size_t end) 
   }
 }
 
+// ---- AUC score histograms (binary) ---------------------------------------------------
+
+// The bin of a score, bit for bit as xent/metrics/_auc.py `score_bins`:
+//   probabilities: q2 = 2 min(p, 1 - p) as float32 (1 - p exact for p >= 1/2); its octave
+//     e (q2 = 2**e * 1.m) and top mantissa bits index one side, mirrored above p = 1/2;
+//   logits: the same of |x| as float32 over octaves [-octaves/2, octaves/2), x > 0 above.
+template <class P, bool LOGITS>
+inline std::int64_t score_bin(P v, int octaves, int mbits) {
+  const std::int64_t half = static_cast<std::int64_t>(octaves) << mbits;
+  const double x = static_cast<double>(v);
+  float f;
+  bool high;
+  if (LOGITS) {
+    high = x > 0.0;
+    f = static_cast<float>(__builtin_fabs(x));
+  } else {
+    high = x > 0.5;
+    f = static_cast<float>(2.0 * (high ? 1.0 - x : x));
+  }
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const std::int64_t e = static_cast<std::int64_t>(bits >> 23) - 127 + (LOGITS ? octaves / 2 : octaves);
+  std::int64_t h = (e << mbits) + ((bits >> (23 - mbits)) & ((1u << mbits) - 1));
+  h = h < 0 ? 0 : (h >= half ? half - 1 : h);
+  if (LOGITS) return high ? half + h : half - 1 - h;
+  return high ? 2 * half - 1 - h : h;
+}
+
+struct HistJob {
+  const Batch* batch;
+  const Histogram* hist;
+  std::size_t parts;  // the bins are cut into this many ranges, one task each
+};
+
+template <class Y, class P, bool LOGITS>
+void histogram_task(void* ctx, std::size_t t) {
+  const HistJob& job = *static_cast<const HistJob*>(ctx);
+  const Batch& b = *job.batch;
+  const Histogram& h = *job.hist;
+  const std::int64_t lo = h.n_bins * static_cast<std::int64_t>(t) / static_cast<std::int64_t>(job.parts);
+  const std::int64_t hi = h.n_bins * static_cast<std::int64_t>(t + 1) / static_cast<std::int64_t>(job.parts);
+  const Y* y = static_cast<const Y*>(b.labels);
+  const P* p = static_cast<const P*>(b.pred[0]);
+  const double* w = b.weights;
+  constexpr std::size_t kBlock = 1024;
+  std::int64_t idx[kBlock];
+  for (std::size_t i = 0; i < b.n; i += kBlock) {
+    const std::size_t m = b.n - i < kBlock ? b.n - i : kBlock;
+    for (std::size_t j = 0; j < m; ++j) idx[j] = score_bin<P, LOGITS>(p[i + j], h.octaves, h.mantissa_bits);
+    for (std::size_t j = 0; j < m; ++j) {
+      const std::int64_t k = idx[j];
+      if (k < lo || k >= hi) continue;
+      double* dst = y[i + j] == 1 ? h.pos : h.neg;
+      dst[k] += w ? w[i + j] : 1.0;
+    }
+  }
+}
+
+template <class Y, class P>
+TaskFn histogram_for(bool logits) {
+  return logits ? histogram_task<Y, P, true> : histogram_task<Y, P, false>;
+}
+
+void binary_histogram(const Batch& b, const Options& o, const Histogram& h) {
+  if (b.n == 0 || h.n_bins < 1) return;
+  TaskFn fn;
+  if (b.label_type == Labels::i8)
+    fn = b.pred_type == Floats::f32 ? histogram_for<std::int8_t, float>(o.logits)
+                                    : histogram_for<std::int8_t, double>(o.logits);
+  else
+    fn = b.pred_type == Floats::f32 ? histogram_for<std::int64_t, float>(o.logits)
+                                    : histogram_for<std::int64_t, double>(o.logits);
+  // each task owns a range of bins: no two threads write one bin, and a bin's additions
+  // come in row order whatever the thread count (the same sums for any threads)
+  std::size_t parts = o.threads > 1 ? static_cast<std::size_t>(o.threads) : 1;
+  HistJob job{&b, &h, parts};
+  parallel_for(o.threads, parts, fn, &job);
+}
+
 // ---- entry points -------------------------------------------------------------------
 
 using Rows = void (*)(const Job&, Part&, std::size_t, std::size_t);
@@ -531,6 +610,6 @@ std::int64_t multiclass(const Batch& b, const Options& o, const Sums& sums) {
 
 }  // namespace
 
-extern const Table table = {binary, multiclass};
+extern const Table table = {binary, multiclass, binary_histogram};
 
 }  // namespace xent::metrics::XENT_ISA_NS

@@ -80,9 +80,22 @@ struct Options {
 // Return values besides -1 and row indices.
 constexpr std::int64_t kOutOfMemory = -2;
 
+// The binary AUC score histograms (xent/metrics/_auc.py, `score_bins`): per bin, the weight
+// of positive and of negative rows. Bins are folded float32 bits of the probability (or of
+// the logit's magnitude), `octaves` octaves of 2**`mantissa_bits` bins per side.
+struct Histogram {
+  double* pos;
+  double* neg;
+  std::int64_t n_bins;  // 2 * octaves << mantissa_bits
+  int octaves;
+  int mantissa_bits;
+};
+
 struct Table {
   std::int64_t (*binary)(const Batch& batch, const Options& options, const Sums& sums);
   std::int64_t (*multiclass)(const Batch& batch, const Options& options, const Sums& sums);
+  // adds a batch of valid binary rows to `hist` (after `binary` returned -1)
+  void (*binary_histogram)(const Batch& batch, const Options& options, const Histogram& hist);
 };
 
 namespace baseline { extern const Table table; }

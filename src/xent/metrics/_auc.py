@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["auc_from_histogram", "average_precision_from_histogram", "n_score_bins", "score_bins"]
+__all__ = ["auc_from_histogram", "average_precision_from_histogram", "macro_weighted", "n_score_bins", "scatter",
+           "score_bins"]
 
 
 def n_score_bins(octaves: int, mantissa_bits: int) -> int:
@@ -56,20 +57,28 @@ def score_bins(x: np.ndarray, *, logits: bool, octaves: int, mantissa_bits: int)
     ``x`` is any float array of valid scores (probabilities in [0, 1] or finite logits).
     See the module docstring for the binning.
     """
+    return score_bins_at(x, logits=logits, resolutions=((octaves, mantissa_bits),))[0]
+
+
+def score_bins_at(x: np.ndarray, *, logits: bool, resolutions: Any) -> list[np.ndarray]:
+    """:func:`score_bins` at several ``(octaves, mantissa_bits)`` resolutions, the float bits taken once."""
     x = np.asarray(x, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        if logits:
-            q2 = 2.0 / (1.0 + np.exp(np.abs(x)))  # 2 sigmoid(-|x|), monotone in |x|
-            high = x > 0.0
-        else:
-            high = x > 0.5
-            q2 = 2.0 * np.where(high, 1.0 - x, x)  # 1 - x is exact for x >= 1/2
-    bits = q2.astype(np.float32).view(np.uint32).astype(np.int64)
-    e = (bits >> 23) - 127  # q2 in [0, 1]: e <= 0, e = 0 only for q2 = 1 (p = 1/2)
-    half = octaves << mantissa_bits
-    h = ((e + octaves) << mantissa_bits) + ((bits >> (23 - mantissa_bits)) & ((1 << mantissa_bits) - 1))
-    h = np.clip(h, 0, half - 1)  # below 2**-octaves: the outermost bin; q2 = 1: the innermost
-    return np.where(high, 2 * half - 1 - h, h)
+    if logits:  # |x| as float32, octaves [-octaves/2, octaves/2); x > 0 above
+        high = x > 0.0
+        f = np.abs(x).astype(np.float32)
+    else:  # 2 min(p, 1 - p) as float32 (1 - p is exact for p >= 1/2), mirrored above p = 1/2
+        high = x > 0.5
+        f = (2.0 * np.where(high, 1.0 - x, x)).astype(np.float32)
+    bits = f.view(np.uint32).astype(np.int64)
+    e0 = (bits >> 23) - 127
+    mant = bits & ((1 << 23) - 1)
+    out = []
+    for octaves, mantissa_bits in resolutions:
+        half = octaves << mantissa_bits
+        e = e0 + (octaves // 2 if logits else octaves)
+        h = np.clip((e << mantissa_bits) + (mant >> (23 - mantissa_bits)), 0, half - 1)  # beyond: outer/inner bin
+        out.append(np.where(high, half + h, half - 1 - h) if logits else np.where(high, 2 * half - 1 - h, h))
+    return out
 
 
 def auc_from_histogram(pos: np.ndarray, neg: np.ndarray) -> tuple[Any, Any]:
@@ -140,3 +149,17 @@ def macro_weighted(values: np.ndarray, bounds: np.ndarray, support: np.ndarray) 
     else:
         weighted = weighted_b = math.nan
     return macro, macro_b, weighted, weighted_b
+
+
+def scatter(pos: np.ndarray, neg: np.ndarray, b: np.ndarray, positive: np.ndarray, w: np.ndarray | None) -> None:
+    """``pos[b] += w`` where ``positive``, ``neg[b] += w`` elsewhere (w = 1 when None); in place."""
+    nb = len(pos)
+    if len(b) * 8 < nb:  # a small batch: touch its bins only, not the whole histogram
+        wv = np.ones(len(b)) if w is None else w
+        np.add.at(pos, b[positive], wv[positive])
+        np.add.at(neg, b[~positive], wv[~positive])
+        return
+    # one histogram of (bin, label) pairs: pos at 2 b + 1, neg at 2 b
+    h = np.bincount(2 * b + positive, weights=w, minlength=2 * nb)
+    pos += h[1::2]
+    neg += h[0::2]

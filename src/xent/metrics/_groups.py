@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from xent.metrics._auc import auc_from_histogram, n_score_bins, score_bins
+from xent.metrics._auc import auc_from_histogram, n_score_bins, score_bins_at
 from xent.metrics._sums import Field, Sums
 
 __all__ = ["CI_METRICS", "GROUP_FIELDS", "METRICS", "GroupState", "SegmentLimitError", "bootstrap_counts",
@@ -66,12 +66,10 @@ GROUP_FIELDS = (
     Field("bin_weight", ("segments", "buckets", "bins"), plain=True, doc="per calibration bin: sum of w"),
     Field("bin_prediction", ("segments", "buckets", "bins"), plain=True, doc="per bin: sum of w p (or confidence)"),
     Field("bin_outcome", ("segments", "buckets", "bins"), plain=True, doc="per bin: sum of w y (or [correct])"),
-    Field("bucket_auc_pos", ("segments", "buckets", "auc_classes", "bucket_scores"), plain=True,
-          doc="coarse score histogram per bucket (CIs): sum of w [positive]"),
-    Field("bucket_auc_neg", ("segments", "buckets", "auc_classes", "bucket_scores"), plain=True,
-          doc="coarse score histogram per bucket (CIs): sum of w [negative]"),
-    Field("auc_pos", ("segments", "auc_classes", "scores"), plain=True, doc="score histogram per segment"),
-    Field("auc_neg", ("segments", "auc_classes", "scores"), plain=True, doc="score histogram per segment"),
+    Field("bucket_auc", ("segments", "buckets", "auc_classes", "bucket_scores", "labels"), plain=True,
+          doc="coarse score histogram per bucket (CIs): sum of w [negative] (label 0), [positive] (label 1)"),
+    Field("auc", ("segments", "auc_classes", "scores", "labels"), plain=True,
+          doc="score histogram per segment: sum of w [negative], [positive]"),
 )
 
 METRICS = ("rows", "weight", "log_loss", "normalized_entropy", "calibration_ratio_pred_over_obs", "brier",
@@ -146,7 +144,7 @@ class GroupState:
         sizes = {"segments": capacity, "buckets": self.buckets, "bins": self.n_bins,
                  "classes": 2 if self.num_classes is None else self.num_classes, "auc_classes": self.auc_classes,
                  "scores": n_score_bins(*self.segment_auc),
-                 "bucket_scores": n_score_bins(*self.bucket_auc) if self.buckets > 1 else 0}
+                 "bucket_scores": n_score_bins(*self.bucket_auc) if self.buckets > 1 else 0, "labels": 2}
         return Sums(GROUP_FIELDS, sizes)
 
     @property
@@ -193,43 +191,35 @@ class GroupState:
         into them; ``bucket`` (n,) each row's bucket (None: bucket 0); ``rows`` the per-row
         values of :func:`row_values`.
         """
+        from xent.metrics._state import kernels
+
+        add = kernels().scatter_add
         seg = self.codes(values)[inverse] if len(values) else np.zeros(0, dtype=np.int64)
         B = self.buckets
         S = self.sums.rows.shape[0]
         g = seg * B + (0 if bucket is None else bucket)
-        w = rows["w"]
+        wv = rows["weights"]  # None when every weight is 1
         n_groups = S * B
         s = self.sums
         s.rows.reshape(-1)[:] += np.bincount(g, minlength=n_groups)
         for name in ("weight", "loss", "brier", "correct"):
-            vals = w if name == "weight" else rows[name]
-            s.add(name, np.bincount(g, weights=vals, minlength=n_groups).reshape(S, B))
+            add(getattr(s, name).reshape(-1), g, wv if name == "weight" else rows[name])
         C = s.class_weight.shape[-1]
-        s.add("class_weight", np.bincount(g * C + rows["y"], weights=w, minlength=n_groups * C).reshape(S, B, C))
+        add(s.class_weight.reshape(-1), g * C + rows["y"], wv)
         nb = self.n_bins
         gb = g * nb + rows["bin"]
-        s.add("bin_weight", np.bincount(gb, weights=w, minlength=n_groups * nb).reshape(S, B, nb))
-        s.add("bin_prediction", np.bincount(gb, weights=rows["wconf"], minlength=n_groups * nb).reshape(S, B, nb))
-        s.add("bin_outcome", np.bincount(gb, weights=rows["wout"], minlength=n_groups * nb).reshape(S, B, nb))
+        add(s.bin_weight.reshape(-1), gb, wv)
+        add(s.bin_prediction.reshape(-1), gb, rows["wconf"])
+        add(s.bin_outcome.reshape(-1), gb, rows["wout"])
         A = self.auc_classes
+        logits = self.from_logits and A == 1
         for k in range(A):
             score = rows["score"] if A == 1 else rows["q"][:, k]
             positive = rows["y"] == (1 if A == 1 else k)
-            logits = self.from_logits and A == 1
-            self._hist(s.auc_pos, s.auc_neg, seg, k, score, positive, w, logits, self.segment_auc)
+            fine, coarse = score_bins_at(score, logits=logits, resolutions=(self.segment_auc, self.bucket_auc))
+            _hist(add, s.auc, seg * A + k, fine, positive, wv)
             if B > 1:
-                self._hist(s.bucket_auc_pos.reshape(S * B, A, -1), s.bucket_auc_neg.reshape(S * B, A, -1), g, k,
-                           score, positive, w, logits, self.bucket_auc)
-
-    @staticmethod
-    def _hist(pos: np.ndarray, neg: np.ndarray, g: np.ndarray, k: int, score: np.ndarray, positive: np.ndarray,
-              w: np.ndarray, logits: bool, resolution: tuple[int, int]) -> None:
-        H = pos.shape[-1]
-        b = score_bins(score, logits=logits, octaves=resolution[0], mantissa_bits=resolution[1])
-        idx = (g * H + b) * 2 + positive
-        h = np.bincount(idx, weights=w, minlength=pos.shape[0] * H * 2).reshape(pos.shape[0], H, 2)
-        pos[:, k] += h[..., 1]
-        neg[:, k] += h[..., 0]
+                _hist(add, s.bucket_auc, g * A + k, coarse, positive, wv)
 
     def merge(self, other: GroupState) -> GroupState:
         """Add ``other``'s sums (segments matched by value) into this state; returns ``self``."""
@@ -272,7 +262,7 @@ class GroupState:
                 ("rows", "weight", "loss", "brier", "correct", "class_weight", "bin_weight", "bin_prediction",
                  "bin_outcome")}
         out = _metrics_from_sums(sums, binary=self.num_classes is None)
-        auc, bound = auc_from_histogram(s.auc_pos[:n], s.auc_neg[:n])
+        auc, bound = auc_from_histogram(s.auc[:n, ..., 1], s.auc[:n, ..., 0])
         if self.auc_classes > 1:
             auc, bound = _macro(auc, bound)
         else:
@@ -281,6 +271,13 @@ class GroupState:
         if fine_auc is not None:
             out["roc_auc"], out["roc_auc_error_bound"] = np.atleast_1d(fine_auc[0]), np.atleast_1d(fine_auc[1])
         return out
+
+
+def _hist(add: Any, out: np.ndarray, group: np.ndarray, b: np.ndarray, positive: np.ndarray,
+          w: np.ndarray | None) -> None:
+    """``out[group, b, positive] += w`` for ``out`` of shape (..., H, 2) whose leading axes flatten to groups."""
+    H = out.shape[-2]
+    add(out.reshape(-1), (group * H + b) * 2 + positive, w)
 
 
 def _macro(auc: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -336,15 +333,21 @@ def row_values(y: np.ndarray, P: Any, w: np.ndarray | None, *, logits: bool, eps
         x = np.asarray(P, dtype=np.float64)
         yy = y.astype(np.float64)
         loss, pj, hit = binary_rows(yy, x, logits, eps)
-        out = {"loss": wv * loss, "brier": wv * (pj - yy) ** 2, "correct": wv * hit, "bin": _bins(pj, n_bins),
-               "wconf": wv * pj, "wout": wv * yy, "score": x}
+        out = {"loss": _times(w, loss), "brier": _times(w, (pj - yy) ** 2), "correct": _times(w, hit),
+               "bin": _bins(pj, n_bins), "wconf": _times(w, pj), "wout": _times(w, yy), "score": x}
     else:
         loss, q, br, conf, hit = multiclass_rows(y, _matrix(P), logits, eps)
-        out = {"loss": wv * loss, "brier": wv * br, "correct": wv * hit, "bin": _bins(conf, n_bins),
-               "wconf": wv * conf, "wout": wv * hit, "q": q}
+        out = {"loss": _times(w, loss), "brier": _times(w, br), "correct": _times(w, hit),
+               "bin": _bins(conf, n_bins), "wconf": _times(w, conf), "wout": _times(w, hit), "q": q}
     out["y"] = y
     out["w"] = wv
+    out["weights"] = None if w is None else wv
     return out
+
+
+def _times(w: np.ndarray | None, v: np.ndarray) -> np.ndarray:
+    """``w * v`` as contiguous float64 (``v`` itself when unweighted)."""
+    return np.ascontiguousarray(v, dtype=np.float64) if w is None else np.asarray(w, dtype=np.float64) * v
 
 
 def _source_hash(source: str) -> int:
@@ -372,7 +375,20 @@ def bootstrap_counts(buckets: int, replicates: int, seed: int) -> np.ndarray:
     return rng.multinomial(buckets, np.full(buckets, 1.0 / buckets), size=replicates)
 
 
-_CHUNK = 1 << 22  # float64 elements of replicate histograms held at once
+_CHUNK = 1 << 22  # float64 elements of replicate sums held at once (segments are processed in chunks)
+_SUM_FIELDS = ("rows", "weight", "loss", "brier", "correct", "class_weight", "bin_weight", "bin_prediction",
+               "bin_outcome")
+
+
+def _replicate_sums(C: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``C @ a`` over the bucket axis of every (segments, buckets, ...) array: (R, segments, ...)."""
+    out = {}
+    for name, a in arrays.items():
+        S, B = a.shape[:2]
+        rest = a.shape[2:]
+        flat = np.ascontiguousarray(np.moveaxis(a.astype(np.float64, copy=False), 1, 0)).reshape(B, -1)
+        out[name] = (C @ flat).reshape(C.shape[0], S, *rest)
+    return out
 
 
 def replicate_metrics(state: GroupState, counts: np.ndarray) -> dict[str, np.ndarray]:
@@ -385,28 +401,24 @@ def replicate_metrics(state: GroupState, counts: np.ndarray) -> dict[str, np.nda
     s = state.sums
     C = np.asarray(counts, dtype=np.float64)
     R = C.shape[0]
-    out: dict[str, Any] = {}
-    sums = {}
-    for name in ("rows", "weight", "loss", "brier", "correct", "class_weight", "bin_weight", "bin_prediction",
-                 "bin_outcome"):
-        a = getattr(s, name)[:n].astype(np.float64)
-        sums[name] = np.einsum("rb,sb...->rs...", C, a)
-    m = _metrics_from_sums(sums, binary=state.num_classes is None)
-    for k in CI_METRICS:
-        if k != "roc_auc":
-            out[k] = m[k]
-    auc = np.empty((R, n))
-    if state.buckets > 1 and n:
-        pos, neg = s.bucket_auc_pos[:n], s.bucket_auc_neg[:n]
-        per = max(1, _CHUNK // max(1, R * pos[0, 0].size))
-        for a in range(0, n, per):
-            rp = np.einsum("rb,sbkh->rskh", C, pos[a:a + per])
-            rn = np.einsum("rb,sbkh->rskh", C, neg[a:a + per])
-            v, b = auc_from_histogram(rp, rn)
-            auc[:, a:a + per] = _macro(v, b)[0]
-    else:
-        auc[:] = np.nan
-    out["roc_auc"] = auc
+    out = {k: np.empty((R, n)) for k in CI_METRICS}
+    per_segment = sum(int(np.prod(getattr(s, k).shape[2:])) for k in _SUM_FIELDS)
+    if state.buckets > 1:
+        per_segment += int(np.prod(s.bucket_auc.shape[2:]))
+    step = max(1, _CHUNK // max(1, R * per_segment))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        sums = _replicate_sums(C, {k: getattr(s, k)[a:b] for k in _SUM_FIELDS})
+        m = _metrics_from_sums(sums, binary=state.num_classes is None)
+        for k in CI_METRICS:
+            if k != "roc_auc":
+                out[k][:, a:b] = m[k]
+        if state.buckets > 1:
+            h = _replicate_sums(C, {"h": s.bucket_auc[a:b]})["h"]
+            v, bound = auc_from_histogram(h[..., 1], h[..., 0])
+            out["roc_auc"][:, a:b] = _macro(v, bound)[0]
+        else:
+            out["roc_auc"][:, a:b] = np.nan
     return out
 
 
@@ -414,19 +426,28 @@ def _coarse_auc(state: GroupState) -> np.ndarray:
     n = len(state.keys)
     if state.buckets <= 1 or n == 0:
         return np.full(n, np.nan)
-    v, b = auc_from_histogram(state.sums.bucket_auc_pos[:n].sum(axis=1), state.sums.bucket_auc_neg[:n].sum(axis=1))
+    h = state.sums.bucket_auc[:n].sum(axis=1)
+    v, b = auc_from_histogram(h[..., 1], h[..., 0])
     return _macro(v, b)[0]
 
 
 def _percentiles(values: np.ndarray, level: float) -> np.ndarray:
-    """(segments, 2) percentile interval over the replicate axis 0 (NaN replicates ignored)."""
-    lo, hi = (1.0 - level) / 2.0, (1.0 + level) / 2.0
-    with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN segments give NaN
-            return np.stack([np.nanquantile(values, lo, axis=0), np.nanquantile(values, hi, axis=0)], axis=-1)
+    """(segments, 2) percentile interval over the replicate axis 0, NaN replicates left out
+    (linear interpolation, as ``numpy.quantile``); NaN where every replicate is NaN."""
+    v = np.sort(values, axis=0)  # NaN last
+    valid = (~np.isnan(v)).sum(axis=0)
+    out = np.full((v.shape[1], 2), np.nan)
+    cols = np.arange(v.shape[1])
+    for j, q in enumerate(((1.0 - level) / 2.0, (1.0 + level) / 2.0)):
+        pos = q * np.maximum(valid - 1, 0)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(valid - 1, 0))
+        frac = pos - lo
+        a, b = v[lo, cols], v[hi, cols]
+        with np.errstate(invalid="ignore"):
+            val = a + (b - a) * frac
+        out[:, j] = np.where(valid > 0, val, np.nan)
+    return out
 
 
 def intervals(state: GroupState, *, level: float, replicates: int = DEFAULT_REPLICATES, seed: int = DEFAULT_SEED,

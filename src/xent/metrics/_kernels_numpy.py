@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from xent._lib.namespace import get_namespace
+from xent.metrics._auc import scatter, score_bins
 from xent.metrics._sums import Sums
 from xent.primitives import _log_sigmoid, _log_softmax, _sigmoid
 
-__all__ = ["binary", "binary_rows", "multiclass", "multiclass_rows"]
+__all__ = ["binary", "binary_rows", "multiclass", "multiclass_rows", "scatter_add"]
 
 
 def _first(bad: np.ndarray) -> int:
@@ -41,8 +42,11 @@ def _fold_bins(sums: Sums, b: np.ndarray, w: np.ndarray, prediction: np.ndarray,
 
 
 def binary(y: np.ndarray, p: np.ndarray, w: np.ndarray | None, sums: Sums, logits: bool, eps: float,
-           threads: int = 1) -> int:
-    """Fold a binary batch: ``y`` (n,) labels, ``p`` (n,) probabilities or logits, ``w`` (n,) or None."""
+           threads: int = 1, auc_octaves: int = 0, auc_bits: int = 0) -> int:
+    """Fold a binary batch: ``y`` (n,) labels, ``p`` (n,) probabilities or logits, ``w`` (n,) or None.
+
+    With ``auc_octaves`` > 0, also the score histograms ``sums.auc_pos`` / ``sums.auc_neg``.
+    """
     y64 = np.asarray(y)
     x = np.asarray(p, dtype=np.float64)
     bad = ~((y64 == 0) | (y64 == 1))
@@ -64,6 +68,9 @@ def binary(y: np.ndarray, p: np.ndarray, w: np.ndarray | None, sums: Sums, logit
         sums.add("correct", (wv * hit).sum())
     _fold_bins(sums, _bins(pj, len(sums.bin_rows)), wv, pj, yy)
     sums.rows += len(x)
+    if auc_octaves > 0 and "auc_pos" in sums.names:
+        b = score_bins(x, logits=logits, octaves=auc_octaves, mantissa_bits=auc_bits)
+        scatter(sums.auc_pos, sums.auc_neg, b, y64 == 1, w)
     return -1
 
 
@@ -142,3 +149,11 @@ def multiclass(y: np.ndarray, columns: Any, w: np.ndarray | None, sums: Sums, lo
     _fold_bins(sums, _bins(conf, len(sums.bin_rows)), wv, conf, hit)
     sums.rows += n
     return -1
+
+
+def scatter_add(out: np.ndarray, idx: np.ndarray, w: np.ndarray | None) -> None:
+    """``out[idx[i]] += w[i]`` (1 when ``w`` is None) in place, ``out`` flat float64 (the native one's reference)."""
+    if len(idx) * 8 < out.size:
+        np.add.at(out, idx, 1.0 if w is None else w)
+    else:
+        out += np.bincount(idx, weights=w, minlength=out.size)

@@ -31,13 +31,8 @@ import numpy as np
 from xent._lib.namespace import to_numpy
 from xent._lib.native import native
 from xent._lib.threads import get_num_threads
-from xent.metrics._auc import (
-    auc_from_histogram,
-    average_precision_from_histogram,
-    macro_weighted,
-    n_score_bins,
-    score_bins,
-)
+from xent.metrics._auc import (auc_from_histogram, average_precision_from_histogram, macro_weighted, n_score_bins,
+                               scatter, score_bins)
 from xent.metrics._groups import GroupState, row_buckets, row_values
 from xent.metrics._invalid import REASONS, find_invalid
 from xent.metrics._results import (
@@ -317,12 +312,9 @@ class BinaryState(_State):
         """
         if len(y) == 0:
             return -1
-        first = int(kernels().binary(y, p, w, self.sums, self.from_logits, self._eps(p.dtype),
-                                     threads or get_num_threads()))
-        if first < 0 and self.auc:
-            fold_binary_auc(self.sums.auc_pos, self.sums.auc_neg, y, p, w, logits=self.from_logits,
-                            resolution=BINARY_AUC)
-        return first
+        octaves, bits = BINARY_AUC if self.auc else (0, 0)
+        return int(kernels().binary(y, p, w, self.sums, self.from_logits, self._eps(p.dtype),
+                                    threads or get_num_threads(), octaves, bits))
 
     def compute(self) -> BinaryResult:
         t = self.sums.total
@@ -438,27 +430,6 @@ class MulticlassState(_State):
         )
 
 
-def fold_binary_auc(pos: np.ndarray, neg: np.ndarray, y: np.ndarray, p: np.ndarray, w: np.ndarray | None, *,
-                    logits: bool, resolution: tuple[int, int]) -> None:
-    """Add a (valid) binary batch to the score histograms ``pos`` and ``neg`` (xent.metrics._auc)."""
-    b = score_bins(p, logits=logits, octaves=resolution[0], mantissa_bits=resolution[1])
-    _scatter(pos, neg, b, np.asarray(y) == 1, w)
-
-
-def _scatter(pos: np.ndarray, neg: np.ndarray, b: np.ndarray, positive: np.ndarray, w: np.ndarray | None) -> None:
-    """pos[b] += w where positive, neg[b] += w elsewhere (w = 1 when None)."""
-    nb = len(pos)
-    if len(b) * 8 < nb:  # a small batch: touch its bins only, not the whole histogram
-        wv = np.ones(len(b)) if w is None else w
-        np.add.at(pos, b[positive], wv[positive])
-        np.add.at(neg, b[~positive], wv[~positive])
-        return
-    # one histogram of (bin, label) pairs: pos at 2 b + 1, neg at 2 b
-    h = np.bincount(2 * b + positive, weights=w, minlength=2 * nb)
-    pos += h[1::2]
-    neg += h[0::2]
-
-
 def probabilities(columns: Any, logits: bool) -> np.ndarray:
     """(n, K) float64 probabilities of a multi-class batch (softmax of logits)."""
     X = columns.astype(np.float64) if isinstance(columns, np.ndarray) else np.stack(
@@ -477,4 +448,4 @@ def fold_multiclass_auc(pos: np.ndarray, neg: np.ndarray, y: np.ndarray, columns
     y = np.asarray(y, dtype=np.int64)
     for k in range(K):
         b = score_bins(Q[:, k], logits=False, octaves=resolution[0], mantissa_bits=resolution[1])
-        _scatter(pos[k], neg[k], b, y == k, w)
+        scatter(pos[k], neg[k], b, y == k, w)

@@ -186,8 +186,9 @@ def ci_method(spec: ScoreSpec) -> str:
     from xent.metrics._groups import BUCKET_AUC
 
     return (f"bootstrap percentile over {spec.ci_buckets} hash buckets of rows (bucket = hash of the file name and "
-            f"row number), {spec.ci_replicates} replicates, seed {spec.ci_seed}; ROC AUC from "
-            f"{n_score_bins(*BUCKET_AUC)}-bin bucket histograms, shifted to the reported value")
+            f"row number), {spec.ci_replicates} replicates ({spec.ci_segment_replicates} per segment), seed "
+            f"{spec.ci_seed}; ROC AUC from {n_score_bins(*BUCKET_AUC)}-bin bucket histograms, shifted to the "
+            "reported value")
 
 
 def _ci_dict(spec: ScoreSpec, iv: dict[str, Any], i: int) -> dict[str, Any]:
@@ -213,13 +214,15 @@ def group_results(state: Any, spec: ScoreSpec, result: Any) -> tuple[dict[str, A
         g = groups[None] if None in groups else next(iter(groups.values())).total()
         iv = intervals(g, level=spec.ci, replicates=spec.ci_replicates, seed=spec.ci_seed, auc=[result.roc_auc])
         ci = {**_ci_dict(spec, iv, 0), "method": ci_method(spec), "buckets": spec.ci_buckets,
-              "replicates": spec.ci_replicates, "seed": spec.ci_seed}
+              "replicates": spec.ci_replicates, "segment_replicates": spec.ci_segment_replicates,
+              "seed": spec.ci_seed}
     segments: dict[str, list[dict[str, Any]]] = {}
     for col, g in groups.items():
         if col is None:
             continue
         m = g.metrics()
-        iv = intervals(g, level=spec.ci, replicates=spec.ci_replicates, seed=spec.ci_seed) if spec.ci else None
+        iv = (intervals(g, level=spec.ci, replicates=spec.ci_segment_replicates, seed=spec.ci_seed)
+              if spec.ci else None)
         order = sorted(range(len(g.keys)), key=lambda i: _sort_key((g.keys[i], float(m["weight"][i]))))
         rows = []
         for i in order:

@@ -98,6 +98,8 @@ class ScoreSpec:
         Distinct values a ``by`` column may hold; more stops with an error.
     ci_buckets, ci_replicates, ci_seed : int
         The intervals' buckets of rows, bootstrap replicates and random seed.
+    ci_segment_replicates : int
+        Bootstrap replicates of the per-segment intervals (fewer: their cost grows with the segments).
     """
 
     label: str = "label"
@@ -115,6 +117,7 @@ class ScoreSpec:
     ci_buckets: int = 64
     ci_replicates: int = 1000
     ci_seed: int = 0
+    ci_segment_replicates: int = 200
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pred", _as_tuple(self.pred))
@@ -124,7 +127,8 @@ class ScoreSpec:
         if self.ci is not None and not (isinstance(self.ci, (int, float)) and not isinstance(self.ci, bool)
                                         and 0.0 < self.ci < 1.0):
             raise ValueError(f"`ci` must be a confidence level in (0, 1), e.g. 0.95, got {self.ci!r}")
-        for name, low in (("max_segments", 1), ("ci_buckets", 2), ("ci_replicates", 10), ("ci_seed", 0)):
+        for name, low in (("max_segments", 1), ("ci_buckets", 2), ("ci_replicates", 10), ("ci_seed", 0),
+                          ("ci_segment_replicates", 10)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"`{name}` must be an integer >= {low}, got {v!r}")
