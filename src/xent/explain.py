@@ -600,10 +600,10 @@ _TERM_LABELS = {
 
 def _pyplot() -> Any:
     try:
-        import matplotlib
+        import matplotlib  # optional dependency (the cli extra)
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # optional dependency (the cli extra)
     except ImportError:
         raise ModuleNotFoundError('plotting needs matplotlib: pip install "xent-ml[cli]"', name="matplotlib") from None
     return plt

@@ -7,6 +7,7 @@ variant compiled in that this CPU runs.
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -261,34 +262,61 @@ def test_gradient_into_a_callers_buffer(rng):
     assert engine.softmax(x, 1, out=out) is out
 
 
-def test_forward_needs_no_per_example_memory(rng):
-    """Mean/sum reduce per task inside the kernels, and labels are not copied: NumPy allocates nothing per example."""
-    x = rng.normal(size=(100_000, 10)).astype(np.float32)
-    y = rng.integers(0, 10, 100_000)
-    z = rng.normal(size=1_000_000).astype(np.float32)
-    t = (z > 0).astype(np.float32)
-    for call in (lambda: sparse(y, x), lambda: sparse(y, x, reduction="sum"),
-                 lambda: xent.binary_cross_entropy(t, z, from_logits=True)):
-        call()
+# Run in a fresh interpreter: the only allocations traced there are the code under test's (in this
+# process pytest, xdist's I/O thread or another test's leftovers could allocate during the call).
+_PEAK_SCRIPT = """
+import json, tracemalloc
+import numpy as np
+import xent
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(100_000, 10)).astype(np.float32)
+y = rng.integers(0, 10, 100_000)
+z = rng.normal(size=1_000_000).astype(np.float32)
+t = (z > 0).astype(np.float32)
+base = rng.normal(0, 3, (400, 64)).astype(np.float32)
+y400 = rng.integers(0, 32, 400)
+sparse = xent.sparse_categorical_cross_entropy
+calls = {
+    "sparse mean": lambda: sparse(y, x, from_logits=True),
+    "sparse sum": lambda: sparse(y, x, from_logits=True, reduction="sum"),
+    "binary mean": lambda: xent.binary_cross_entropy(t, z, from_logits=True),
+    "strided view": lambda: sparse(y400, base[:, ::2], from_logits=True, axis=1),
+    "reversed view": lambda: sparse(y400, base[:, ::-2], from_logits=True, axis=1),
+    "transposed view": lambda: sparse(y400, base.T[::2], from_logits=True, axis=0),
+}
+peaks = {}
+for name, call in calls.items():
+    call()  # loads the kernels and starts the thread pool: one-time costs, not per call
+    runs = []
+    for _ in range(3):
         tracemalloc.start()
         call()
-        peak = tracemalloc.get_traced_memory()[1]
+        runs.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-        assert peak < 64 * 1024, peak
+    peaks[name] = min(runs)  # what every call allocates; a one-off (a cache filling up) is not per call
+print(json.dumps(peaks))
+"""
 
 
-def test_views_are_not_copied(rng):
-    """Strided, transposed and reversed views reach the kernels as they are (no copy of the logits)."""
+def test_no_per_example_memory_and_views_are_not_copied():
+    """Mean/sum reduce per task inside the kernels and labels are not copied: NumPy allocates nothing per
+    example (one per-example array would be 400 KB or 4 MB; the bound is 64 KiB). Strided, transposed and
+    reversed views reach the kernels as they are (a copy of the view would be 51 KB; the bound is 12.8 KB)."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    peaks = json.loads(proc.stdout)
+    assert len(peaks) == 6, peaks
+    for name, peak in peaks.items():
+        bound = 64 * 1024 if name in ("sparse mean", "sparse sum", "binary mean") else 400 * 32 * 4 // 4
+        assert peak < bound, (name, peak, bound)
+
+
+def test_views_give_exact_values(rng):
     base = rng.normal(0, 3, (400, 64)).astype(np.float32)
     y = rng.integers(0, 32, 400)
     for x, axis in [(base[:, ::2], 1), (base[:, ::-2], 1), (base.T[::2], 0)]:
-        sparse(y, x, axis=axis)
-        tracemalloc.start()
-        loss = sparse(y, x, axis=axis)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert peak < x.nbytes / 4, (axis, peak)
-        assert_values(loss, _truth.sparse(y, x, axis=axis)[0], np.float32)
+        assert_values(sparse(y, x, axis=axis), _truth.sparse(y, x, axis=axis)[0], np.float32)
 
 
 def test_isa_cap_from_the_environment():

@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss
 
 from xent.scoring import ScoreInputError, ScoreSpec, compare
-from xent.scoring._compare import _verdict
+from xent.scoring._paired import verdict as _verdict
 
 N = 2000
 

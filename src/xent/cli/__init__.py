@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from xent import __version__
+
 __all__ = ["CLIError", "main"]
 
 # Subcommand modules, in the order `xent --help` lists them.
@@ -58,8 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `xent COMMAND --help` for a command's options and examples.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from xent import __version__
-
     parser.add_argument("--version", action="version", version=f"xent {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     for name in SUBCOMMANDS:

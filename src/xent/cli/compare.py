@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from xent.cli import CLIError, require
-from xent.cli.score import _classes, _eps, _level, _positive
+from xent.cli.score import _classes, _eps, _level, _positive, _with_hint
 
 EXAMPLES = """\
 examples:
@@ -89,8 +89,7 @@ def register(subparsers: Any) -> None:
 
 
 def _specs(args: argparse.Namespace) -> tuple[Any, Any]:
-    from xent.scoring import ScoreSpec
-    from xent.scoring._compare import compare_specs
+    from xent.scoring import ScoreSpec, compare_specs  # start-up time: `xent explain` and `--help` do not load it
 
     pred = args.logit or args.prob or ["prob"]
     flag = "--logit" if args.logit else "--prob"
@@ -113,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     require("pyarrow", "xent compare")
     if args.plot:
         require("matplotlib", "--plot")
-    from xent.scoring import ScoreInputError
+    from xent.scoring import ScoreInputError  # start-up time: `xent explain` and `--help` do not load the scorer
 
     spec_a, spec_b = _specs(args)
     if args.threads is not None and args.threads < 1:
@@ -125,13 +124,11 @@ def run(args: argparse.Namespace) -> int:
         if args.engine == "dask":
             report = _dask_compare(args, spec_a, spec_b, progress)
         else:
-            from xent.scoring import compare
+            from xent.scoring import compare  # start-up time: `xent explain` and `--help` do not load the scorer
 
             report = compare(args.paths, spec_a, spec_b.pred, against=args.against, level=args.ci,
                              threads=args.threads, progress=progress)
     except ScoreInputError as exc:
-        from xent.cli.score import _with_hint
-
         raise CLIError(f"compare: {_with_hint(exc, args)}") from None
     except ValueError as exc:  # `against` names A's own files and columns
         raise CLIError(f"compare: {str(exc).replace('`against`', '--against').replace('`vs`', '--vs')}") from None
@@ -156,10 +153,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dask_compare(args: argparse.Namespace, spec_a: Any, spec_b: Any, progress: bool) -> Any:
-    from xent.scoring import ScoreInputError
+    from xent.scoring import ScoreInputError  # start-up time: `xent explain` and `--help` do not load the scorer
 
     try:
-        from xent import dask as xdask
+        from xent import dask as xdask  # optional dependency (the dask extra)
     except ImportError as exc:  # MissingDaskError's message already carries the install hint
         raise CLIError(f"compare: --engine dask: {exc}") from None
     try:

@@ -15,7 +15,7 @@ import sys
 from fractions import Fraction
 from typing import Any
 
-from xent.cli import CLIError, require
+from xent.cli import CLIError, _Parser, require
 
 __all__ = ["parse_numbers", "parse_rows", "register", "run"]
 
@@ -104,8 +104,6 @@ def _allow_negative_lists(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    from xent.cli import _Parser
-
     parser = subparsers.add_parser(
         "explain",
         help="show, step by step, where a cross-entropy number comes from",
@@ -142,7 +140,7 @@ def register(subparsers: Any) -> None:
 
 
 def _explain(args: argparse.Namespace) -> Any:
-    from xent import explain as ex
+    from xent import explain as ex  # start-up time: `xent score` and `--help` do not load it
 
     base = _base(args.base) if args.base is not None else None
     kind = args.kind
@@ -169,7 +167,7 @@ def _explain(args: argparse.Namespace) -> Any:
 
 
 def _headline(e: Any) -> str:
-    from xent.explain import quantity
+    from xent.explain import quantity  # start-up time: `xent score` and `--help` do not load it
 
     r = e.results
     base = r["base"]
@@ -190,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         require("matplotlib", "--plot")
     e = _explain(args)
     if args.plot:
-        from xent.explain import plot_explanation
+        from xent.explain import plot_explanation  # start-up time: `xent score` and `--help` do not load it
 
         try:
             plot_explanation(e, args.plot)

@@ -130,7 +130,7 @@ def register(subparsers: Any) -> None:
 
 def spec_from_args(args: argparse.Namespace) -> Any:
     """The :class:`xent.scoring.ScoreSpec` the options describe."""
-    from xent.scoring import ScoreSpec
+    from xent.scoring import ScoreSpec  # start-up time: `xent explain` and `--help` do not load the scorer
 
     pred = args.logit or args.prob or ["prob"]
     try:
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     require("pyarrow", "xent score")  # reads every format; before any work, as one line
     if args.plot:
         require("matplotlib", "--plot")
-    from xent.scoring import ScoreInputError
+    from xent.scoring import ScoreInputError  # start-up time: `xent explain` and `--help` do not load the scorer
 
     spec = spec_from_args(args)
     if args.threads is not None and args.threads < 1:
@@ -158,11 +158,11 @@ def run(args: argparse.Namespace) -> int:
         if args.engine == "dask":
             report = _dask_score(args, spec, progress)
         else:
-            from xent.scoring import score
+            from xent.scoring import score  # start-up time: `xent explain` and `--help` do not load the scorer
 
             report = score(args.paths, spec, threads=args.threads, progress=progress)
     except ScoreInputError as exc:
-        raise CLIError(_with_hint(exc, args)) from None
+        raise CLIError(_with_hint(_worded(exc), args)) from None
     for warning in report.warnings:
         print(f"xent: warning: {warning}", file=sys.stderr)
     if args.plot:
@@ -182,6 +182,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# The ScoreSpec fields that input errors name (in backticks), as this command's flags.
+FLAGS = {"tolerance": "--tolerance", "from_logits": "--logit"}
+
+
+def _worded(exc: Any) -> Any:
+    """The input error with the options it names written as flags: ```tolerance``` -> ``--tolerance``."""
+    message = exc.message
+    for field, flag in FLAGS.items():
+        message = message.replace(f"`{field}`", flag)
+    if message == exc.message:
+        return exc
+    return type(exc)(message, source=exc.source, row=exc.row, column=exc.column)
+
+
 def _with_hint(exc: Any, args: argparse.Namespace) -> str:
     """The error's one line, with what to do when a label is not one of the classes."""
     if exc.column != args.label or "not in the class list" not in exc.message:
@@ -193,10 +207,10 @@ def _with_hint(exc: Any, args: argparse.Namespace) -> str:
 
 
 def _dask_score(args: argparse.Namespace, spec: Any, progress: bool) -> Any:
-    from xent.scoring import ScoreInputError
+    from xent.scoring import ScoreInputError  # start-up time: `xent explain` and `--help` do not load the scorer
 
     try:
-        from xent import dask as xdask
+        from xent import dask as xdask  # optional dependency (the dask extra)
     except ImportError as exc:  # MissingDaskError's message already carries the install hint
         raise CLIError(f"--engine dask: {exc}") from None
     try:

@@ -23,9 +23,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from xent.dask._cluster import INSTALL_HINT, MissingDaskError, open_client, require_distributed
+from xent.dask._cluster import (
+    INSTALL_HINT,
+    MissingDaskError,
+    open_client,
+    require_distributed,
+)
 from xent.dask._compare import compare
-from xent.dask._plan import DEFAULT_PARTITION_ROWS
+from xent.dask._plan import DEFAULT_PARTITION_ROWS, plan_parts
+from xent.dask._run import run_frame, run_parts
+from xent.io import expand_paths
+from xent.scoring import ScoreReport, ScoreSpec, raise_nothing_to_score
 
 __all__ = ["INSTALL_HINT", "MissingDaskError", "compare", "score"]
 
@@ -38,7 +46,7 @@ def _is_dask_frame(data: Any) -> bool:
 
 def score(
     data: Any,
-    spec: Any,
+    spec: ScoreSpec,
     *,
     client: Any = None,
     scheduler: str | None = None,
@@ -46,7 +54,7 @@ def score(
     progress: bool = False,
     partition_rows: int = DEFAULT_PARTITION_ROWS,
     split_every: int = 8,
-) -> Any:
+) -> ScoreReport:
     """Score prediction files, or a dask DataFrame, on a Dask cluster.
 
     Parameters
@@ -96,8 +104,6 @@ def score(
     >>> report.to_dict()["log_loss"]  # doctest: +SKIP
     """
     require_distributed()
-    from xent.scoring import ScoreReport, ScoreSpec
-
     if not isinstance(spec, ScoreSpec):
         raise TypeError(f"`spec` must be a xent.scoring.ScoreSpec, got {type(spec).__name__}")
     for name, v in (("partition_rows", partition_rows), ("split_every", split_every)):
@@ -105,24 +111,17 @@ def score(
             low = 1 if name == "partition_rows" else 2
             raise ValueError(f"`{name}` must be an integer >= {low}, got {v!r}")
 
-    from xent.dask._run import run_frame, run_parts
-
     start = time.perf_counter()
     if _is_dask_frame(data):
         sources = [f"<dask DataFrame, {data.npartitions} partitions>"]
         with open_client(client=client, scheduler=scheduler, workers=workers) as c:
             state = run_frame(c, data, spec, progress=progress, split_every=split_every)
     else:
-        from xent.dask._plan import plan_parts
-        from xent.io import expand_paths
-
         sources = expand_paths(data)  # before any cluster starts: a bad path fails fast
         parts = plan_parts(sources, partition_rows=partition_rows)
         with open_client(client=client, scheduler=scheduler, workers=workers) as c:
             state = run_parts(c, parts, spec, progress=progress, split_every=split_every)
     if state is None or state.rows == 0:
-        from xent.scoring._local import raise_nothing_to_score
-
         raise_nothing_to_score(state, sources)
     return ScoreReport.from_state(state, spec, sources=sources, engine="dask",
                                   seconds=time.perf_counter() - start)

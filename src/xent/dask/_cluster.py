@@ -26,9 +26,9 @@ class MissingDaskError(ImportError):
 def require_distributed() -> Any:
     """Import and return ``dask.distributed``, or raise :class:`MissingDaskError`."""
     try:
-        import dask  # noqa: F401
-        import dask.bag  # noqa: F401
-        import distributed
+        import dask  # noqa: F401  # optional dependency (the dask extra)
+        import dask.bag  # noqa: F401  # optional dependency (the dask extra)
+        import distributed  # optional dependency (the dask extra)
     except ImportError as exc:
         raise MissingDaskError(
             f"the Dask engine needs dask[distributed], which is not installed ({exc}); "
@@ -97,8 +97,8 @@ def open_client(
         else:
             yield default
             return
-    import dask
-    from distributed.utils import get_mp_context
+    import dask  # optional dependency (the dask extra)
+    from distributed.utils import get_mp_context  # optional dependency (the dask extra)
 
     # Workers forked from one warmed forkserver: no per-worker imports
     # (~1 s each), and a forked worker exits by os._exit, so shutdown is ~0.7 s faster.

@@ -4,18 +4,35 @@ A partition is a run of model A's Parquet row groups (or a whole file, see
 :mod:`xent.dask._plan`). With ``--against``, the client knows every file's row
 count from its footer (Parquet, NPY), so each partition also names the rows of
 model B's files that pair with its own (:class:`Piece` s); the worker reads
-both and pairs them with the local engine's :func:`xent.scoring._pairs.zip_batches`.
+both and pairs them with the local engine's :func:`xent.scoring.pair_batches`.
 When a row count is unknown before reading (CSV, NPZ), the whole input is one
 partition. Every error is the local engine's, naming the same file, row and column.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from xent.dask._plan import Part
+from xent.dask._cluster import open_client
+from xent.dask._plan import DEFAULT_PARTITION_ROWS, Part, plan_parts
+from xent.dask._run import _follow, _reduce
+from xent.dask._tasks import _row_group_tables, partition
+from xent.io import DEFAULT_BATCH_ROWS, Batch, count_rows, iter_batches
+from xent.scoring import (
+    CompareReport,
+    ScoreInputError,
+    compare_files,
+    compare_specs,
+    cut_rows,
+    file_batches,
+    fold_pairs,
+    pair_batches,
+    raise_nothing_to_score,
+    read_specs,
+)
 
 __all__ = ["PairPart", "Piece", "compare", "pair_part_state", "plan_pairs"]
 
@@ -44,8 +61,6 @@ class PairPart:
 
 
 def _counts(files: list[str]) -> list[int | None]:
-    from xent.io import count_rows
-    from xent.scoring import ScoreInputError
 
     out: list[int | None] = []
     for f in files:
@@ -58,7 +73,6 @@ def _counts(files: list[str]) -> list[int | None]:
 
 def plan_pairs(files: list[str], files_b: list[str] | None, *, partition_rows: int) -> list[PairPart]:
     """The partitions of a comparison (see the module docstring)."""
-    from xent.dask._plan import plan_parts
 
     parts = plan_parts(files, partition_rows=partition_rows)
     if files_b is None:
@@ -94,12 +108,10 @@ def plan_pairs(files: list[str], files_b: list[str] | None, *, partition_rows: i
 
 
 def _part_batches(part: Part, read: Any, batch_rows: int) -> Iterator[Any]:
-    from xent.io import Batch, iter_batches
 
     if part.row_groups is None:
         yield from iter_batches(part.path, read, batch_rows=batch_rows)
         return
-    from xent.dask._tasks import _row_group_tables
 
     try:
         for table, first in _row_group_tables(part, read, batch_rows):
@@ -112,14 +124,12 @@ def _part_batches(part: Part, read: Any, batch_rows: int) -> Iterator[Any]:
 
 def pair_part_state(task: PairPart, files: list[str], files_b: list[str] | None, spec_a: Any, spec_b: Any) -> Any:
     """The :class:`~xent.scoring._pairs.PairState` of one partition, None when it has no rows."""
-    from xent.io import DEFAULT_BATCH_ROWS, iter_batches
-    from xent.scoring._pairs import batches, cut_rows, fold_pairs, pair_batches, read_specs
 
     rows = DEFAULT_BATCH_ROWS
     read_a, read_b = read_specs(spec_a, spec_b, against=files_b is not None)
     if task.part is None:  # the whole input (and B's whole file set) in one partition
-        a: Any = batches(files, read_a, batch_rows=rows, use_threads=False)
-        b: Any = None if files_b is None else batches(files_b, read_b, batch_rows=rows, use_threads=False)
+        a: Any = file_batches(files, read_a, batch_rows=rows, use_threads=False)
+        b: Any = None if files_b is None else file_batches(files_b, read_b, batch_rows=rows, use_threads=False)
     else:
         a = _part_batches(task.part, read_a, rows)
         b = None if files_b is None else (
@@ -145,17 +155,9 @@ def compare(paths: Any, spec: Any, vs: Any = None, *, against: Any = None, level
     >>> r = xent.dask.compare("preds/*.parquet", ScoreSpec(label="y", pred="p_a"), vs="p_b",
     ...                       workers=2)  # doctest: +SKIP
     """
-    import time
 
-    import dask
-    import dask.bag as db
-
-    from xent.dask._cluster import open_client
-    from xent.dask._plan import DEFAULT_PARTITION_ROWS
-    from xent.dask._run import _follow, _reduce
-    from xent.dask._tasks import partition
-    from xent.scoring._compare import CompareReport, compare_files, compare_specs
-    from xent.scoring._local import raise_nothing_to_score
+    import dask  # optional dependency (the dask extra): xent.dask checks it is there on import
+    import dask.bag as db  # optional dependency (the dask extra)
 
     spec_a, spec_b = compare_specs(spec, vs, against=against, level=level)
     rows = DEFAULT_PARTITION_ROWS if partition_rows is None else partition_rows

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from xent.io._paths import PARQUET_SUFFIXES  # the one list of file formats
+from xent.io import PARQUET_SUFFIXES  # the one list of file formats
 
 __all__ = ["PARQUET_SUFFIXES", "Part", "plan_parts"]
 
@@ -36,7 +36,7 @@ class Part:
 
 
 def _row_group_sizes(path: str) -> list[int] | None:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # optional dependency (the cli extra)
 
     try:
         meta = pq.ParquetFile(path).metadata

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from xent.dask._plan import Part
-from xent.dask._tasks import InputFailure, frame_state, merge_states, part_state, partition
+from xent.dask._tasks import (
+    InputFailure,
+    frame_state,
+    merge_states,
+    part_state,
+    partition,
+)
+from xent.scoring import Progress, ScoreInputError, ScoreSpec
 
 __all__ = ["run_frame", "run_parts"]
 
@@ -22,9 +29,10 @@ def _follow(client: Any, bag: Any, rows: list[int | None], *, progress: bool) ->
 
     Each finished partition's value (a state of a few KB) comes to the client, to see
     whether it holds bad input and, for CSV, how many rows it had."""
-    from distributed import as_completed, futures_of
-
-    from xent.scoring._progress import Progress
+    from distributed import (  # optional dependency (the dask extra)
+        as_completed,
+        futures_of,
+    )
 
     persisted = client.persist(bag)
     futures = futures_of(persisted)
@@ -67,10 +75,10 @@ def _reduce(client: Any, bag: Any, *, split_every: int) -> Any:
     return client.compute(bag.reduction(merge_states, merge_states, split_every=split_every)).result()
 
 
-def run_parts(client: Any, parts: list[Part], spec: Any, *, progress: bool, split_every: int) -> Any:
+def run_parts(client: Any, parts: list[Part], spec: ScoreSpec, *, progress: bool, split_every: int) -> Any:
     """The merged state of file partitions ``parts``."""
-    import dask
-    import dask.bag as db
+    import dask  # optional dependency (the dask extra)
+    import dask.bag as db  # optional dependency (the dask extra)
 
     # pure=False: fresh keys per call, so a rerun rereads the files instead of
     # reusing results a long-lived client may still hold for the same paths
@@ -79,15 +87,13 @@ def run_parts(client: Any, parts: list[Part], spec: Any, *, progress: bool, spli
     return _reduce(client, persisted, split_every=split_every)
 
 
-def run_frame(client: Any, frame: Any, spec: Any, *, progress: bool, split_every: int) -> Any:
+def run_frame(client: Any, frame: Any, spec: ScoreSpec, *, progress: bool, split_every: int) -> Any:
     """The merged state of the partitions of a dask DataFrame ``frame``."""
-    import dask
-    import dask.bag as db
+    import dask  # optional dependency (the dask extra)
+    import dask.bag as db  # optional dependency (the dask extra)
 
     missing = [c for c in spec.columns if c not in frame.columns]
     if missing:
-        from xent.scoring import ScoreInputError
-
         raise ScoreInputError(f"missing column(s) {missing}; the DataFrame has {list(frame.columns)}",
                               source="<dask DataFrame>", column=missing[0])
     frame = frame[list(spec.columns)]

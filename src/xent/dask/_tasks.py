@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import xent.io  # its functions are looked up at call time, so a patched one (the worker-loss test) is used
 from xent.dask._plan import Part
+from xent.scoring import ScoreInputError, ScoreSpec
 
 __all__ = ["InputFailure", "frame_state", "merge_states", "part_state", "partition"]
 
@@ -33,22 +35,18 @@ class InputFailure:
 
 def partition(fn: Callable[..., Any], *args: Any) -> list[Any]:
     """``[fn(*args)]`` (a ``dask.bag`` partition), or ``[InputFailure(error)]`` for bad input."""
-    from xent.scoring import ScoreInputError
-
     try:
         return [fn(*args)]
     except ScoreInputError as exc:
         return [InputFailure(exc)]
 
 
-def _row_group_tables(part: Part, spec: Any, batch_rows: int) -> Iterator[tuple[Any, int]]:
-    import pyarrow as pa
-
-    from xent.io import open_parquet
+def _row_group_tables(part: Part, spec: ScoreSpec, batch_rows: int) -> Iterator[tuple[Any, int]]:
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     first = part.first_row
     # The local reader's settings: with pre_buffer, every row group read stays resident.
-    with open_parquet(part.path) as f:
+    with xent.io.open_parquet(part.path) as f:
         if not set(spec.columns) <= set(f.schema_arrow.names):
             # pyarrow would silently drop an unknown column: let the local reader name it
             raise LookupError("missing column")
@@ -58,29 +56,22 @@ def _row_group_tables(part: Part, spec: Any, batch_rows: int) -> Iterator[tuple[
             first += batch.num_rows
 
 
-def _fold_file(path: str, spec: Any) -> Any:
-    from xent.io import iter_batches, state_from_table
-
+def _fold_file(path: str, spec: ScoreSpec) -> Any:
     state = None
-    for b in iter_batches(path, spec):
-        state = state_from_table(b.table, spec, source=b.source, first_row=b.first_row, state=state)
+    for b in xent.io.iter_batches(path, spec):
+        state = xent.io.state_from_table(b.table, spec, source=b.source, first_row=b.first_row, state=state)
     return state
 
 
-def part_state(part: Part, spec: Any) -> Any:
+def part_state(part: Part, spec: ScoreSpec) -> Any:
     """The metric state of one partition, None when it has no rows."""
-    from xent.io import state_from_table
-    from xent.scoring import ScoreInputError
-
     if part.row_groups is None:
         state = _fold_file(part.path, spec)
     else:
-        from xent.io import DEFAULT_BATCH_ROWS
-
         state = None
         try:
-            for table, first_row in _row_group_tables(part, spec, DEFAULT_BATCH_ROWS):
-                state = state_from_table(table, spec, source=part.path, first_row=first_row, state=state)
+            for table, first_row in _row_group_tables(part, spec, xent.io.DEFAULT_BATCH_ROWS):
+                state = xent.io.state_from_table(table, spec, source=part.path, first_row=first_row, state=state)
         except ScoreInputError:
             raise
         except Exception:
@@ -92,11 +83,9 @@ def part_state(part: Part, spec: Any) -> Any:
     return state
 
 
-def frame_state(frame: Any, spec: Any, index: int) -> Any:
+def frame_state(frame: Any, spec: ScoreSpec, index: int) -> Any:
     """The state of partition ``index`` of a dask DataFrame. Rows are numbered within the partition."""
-    from xent.io import state_from_table
-
-    return state_from_table(frame, spec, source=f"<dask partition {index}>", first_row=0)
+    return xent.io.state_from_table(frame, spec, source=f"<dask partition {index}>", first_row=0)
 
 
 def merge_states(states: Iterable[Any]) -> Any:

@@ -9,25 +9,15 @@ column) or drop and count them (``"skip"``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from xent.io._errors import InputError
 from xent.io._readers import check_columns
+from xent.io._spec import ReadSpec
 from xent.metrics import BinaryState, MulticlassState, SegmentLimitError, new_state
-from xent.metrics._invalid import (
-    LABEL,
-    LOGIT,
-    MISSING_LABEL,
-    NAN,
-    PARSE,
-    RANGE,
-    REASONS,
-    SUM,
-    WEIGHT,
-    find_invalid,
-)
-from xent.scoring._spec import ScoreInputError, ScoreSpec
+from xent.metrics._invalid import LABEL, LOGIT, MISSING_LABEL, NAN, PARSE, RANGE, REASONS, SUM, WEIGHT, find_invalid
 
 __all__ = ["state_from_table"]
 
@@ -84,13 +74,13 @@ def _arrow_column(table: Any, name: str) -> Any:
     return col
 
 
-def _columns(table: Any, spec: ScoreSpec, source: str) -> tuple[dict[str, Any], int]:
+def _columns(table: Any, spec: ReadSpec, source: str) -> tuple[dict[str, Any], int]:
     """Raw columns (pyarrow Arrays or NumPy arrays) and the row count."""
     if isinstance(table, dict):
         have = list(table)
         get = table.__getitem__
     elif hasattr(table, "iloc"):  # pandas DataFrame (a Dask partition)
-        import pyarrow as pa
+        import pyarrow as pa  # optional dependency (the cli extra)
 
         have = [str(c) for c in table.columns]
         check_columns(source, spec.columns, have, "data")
@@ -119,10 +109,10 @@ def _floats(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarra
             return a.astype(np.float32), None
         if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
             return a.astype(np.float64), None
-        import pyarrow as pa
+        import pyarrow as pa  # optional dependency (the cli extra)
 
         x = pa.array(a.tolist())  # strings or objects: parse like text
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     t = x.type
     # missing predictions (nulls) are NaN
@@ -153,7 +143,7 @@ def _floats(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarra
             except ValueError:
                 bad[i] = True
         return out, bad
-    raise ScoreInputError(f"expected a numeric column, got type {t}", source=source, column=column)
+    raise InputError(f"expected a numeric column, got type {t}", source=source, column=column)
 
 
 def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -163,12 +153,12 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
         if a.ndim == 2:
             return (a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)), None
         if a.dtype == object and len(a) and isinstance(a[0], (list, tuple, np.ndarray)):
-            import pyarrow as pa
+            import pyarrow as pa  # optional dependency (the cli extra)
 
             x = pa.array([None if v is None else list(v) for v in a])
         else:
             return None
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     t = x.type
     if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
@@ -178,18 +168,18 @@ def _pred_matrix(x: Any, source: str, column: str, first_row: int) -> tuple[np.n
     lengths = _values(pc.list_value_length(x), -1)
     widths = np.unique(lengths[lengths >= 0])
     if len(widths) > 1 or (lengths < 0).any():
-        bad = int(np.flatnonzero(lengths != (widths[0] if len(widths) else -2))[0]) if len(widths) else 0
-        got = "a missing list" if lengths[bad] < 0 else f"a list of {lengths[bad]} values"
-        raise ScoreInputError(f"every row must hold a list of {widths[0] if len(widths) else 'K'} probabilities, "
-                              f"got {got}", source=source, row=first_row + bad, column=column)
+        row = int(np.flatnonzero(lengths != (widths[0] if len(widths) else -2))[0]) if len(widths) else 0
+        got = "a missing list" if lengths[row] < 0 else f"a list of {lengths[row]} values"
+        raise InputError(f"every row must hold a list of {widths[0] if len(widths) else 'K'} probabilities, "
+                         f"got {got}", source=source, row=first_row + row, column=column)
     k = int(widths[0]) if len(widths) else 0
     flat, bad = _floats(pc.list_flatten(x), source, column, first_row)
-    return flat.reshape(len(x), k), (None if bad is None else bad.reshape(len(x), k).any(axis=1))
+    return flat.reshape(len(x), k), (None if bad is None else np.asarray(bad.reshape(len(x), k).any(axis=1)))
 
 
 def _strings(values: list[str]) -> Any:
     """A pyarrow string array, built from its buffers (``pa.array`` imports pandas: start-up time)."""
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     data = [v.encode("utf-8") for v in values]
     offsets = np.zeros(len(data) + 1, dtype=np.int64)
@@ -225,10 +215,10 @@ def _label_codes(x: Any, classes: tuple[Any, ...] | None, k: int, source: str, c
         a = np.asarray(x)
         if a.dtype.kind in "biuf" and numeric_classes:
             return _numeric_codes(a, classes), None
-        import pyarrow as pa
+        import pyarrow as pa  # optional dependency (the cli extra)
 
         x = _strings(a.tolist()) if a.dtype.kind == "U" else pa.array(a if a.dtype.kind in "biuf" else a.tolist())
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     t = x.type
     if numeric_classes and (pa.types.is_integer(t) or pa.types.is_floating(t)):
@@ -264,7 +254,7 @@ def _fmt_classes(classes: tuple[Any, ...]) -> str:
     return "[" + shown + (", ..." if len(classes) > 12 else "") + "]"
 
 
-def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, spec: ScoreSpec,
+def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, spec: ReadSpec,
              classes: tuple[Any, ...]) -> tuple[str, str]:
     """(message, column) for invalid row ``i``."""
     pred_cols = spec.pred
@@ -287,7 +277,7 @@ def _message(code: int, i: int, *, y_raw: Any, P: np.ndarray, col: int, w: Any, 
         return f"logit {float(val)!r} is not finite", pcol
     if code == SUM:
         return (f"probabilities sum to {float(np.sum(row)):.10g}, not 1 (tolerance {spec.tolerance:g}; "
-                "use --tolerance, or --logit for unnormalised scores)", ", ".join(pred_cols))
+                "use `tolerance`, or `from_logits` for unnormalised scores)", ", ".join(pred_cols))
     if code == WEIGHT:
         return f"weight {float(np.asarray(w)[i])!r} must be finite and >= 0", spec.weight or ""
     return REASONS[code], pcol
@@ -300,10 +290,10 @@ def _segment_keys(x: Any, source: str, column: str) -> tuple[list[Any], np.ndarr
         if a.dtype.kind in "biuU":
             values, inverse = np.unique(a, return_inverse=True)
             return values.tolist(), inverse.astype(np.int64)
-        import pyarrow as pa
+        import pyarrow as pa  # optional dependency (the cli extra)
 
         x = pa.array(a.tolist())
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     t = x.type
     if pa.types.is_dictionary(t):
@@ -313,7 +303,7 @@ def _segment_keys(x: Any, source: str, column: str) -> tuple[list[Any], np.ndarr
             or pa.types.is_boolean(t) or pa.types.is_null(t)):
         why = (" (a float has too many distinct values to be a segment: round or bin it into an integer or "
                "string column first)" if pa.types.is_floating(t) or pa.types.is_decimal(t) else "")
-        raise ScoreInputError(f"--by needs a string or integer column, got type {t}{why}", source=source,
+        raise InputError(f"--by needs a string or integer column, got type {t}{why}", source=source,
                               column=column)
     enc = x.dictionary_encode()
     values = enc.dictionary.to_pylist()
@@ -324,7 +314,7 @@ def _segment_keys(x: Any, source: str, column: str) -> tuple[list[Any], np.ndarr
     return values, inverse
 
 
-def _fold_groups(state: Any, cols: dict[str, Any], spec: ScoreSpec, y: np.ndarray, P: Any, w: Any, source: str,
+def _fold_groups(state: Any, cols: dict[str, Any], spec: ReadSpec, y: np.ndarray, P: Any, w: Any, source: str,
                  first_row: int, keep: np.ndarray | None) -> None:
     """Fold the folded rows (``keep``: the rows kept of the table) into the state's segments and buckets."""
     if not state.groups:
@@ -346,10 +336,10 @@ def _fold_groups(state: Any, cols: dict[str, Any], spec: ScoreSpec, y: np.ndarra
             at = [i for i, v in enumerate(values) if v == exc.value and (v is None) == (exc.value is None)]
             hit = np.flatnonzero(inverse == at[0]) if at else []
             row = int(rows[hit[0]]) if len(hit) else None
-        raise ScoreInputError(f"{exc} (value {exc.value!r})", source=source, row=row, column=col) from None
+        raise InputError(f"{exc} (value {exc.value!r})", source=source, row=row, column=col) from None
 
 
-def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", first_row: int = 0,
+def state_from_table(table: Any, spec: ReadSpec, *, source: str = "<table>", first_row: int = 0,
                      state: BinaryState | MulticlassState | None = None,
                      threads: int | None = None) -> BinaryState | MulticlassState:
     """Validate one table (batch or partition) and fold it into ``state`` (a new state when None).
@@ -358,7 +348,8 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
     ----------
     table : pyarrow.Table, pyarrow.RecordBatch, pandas.DataFrame or dict of NumPy arrays
         Holds ``spec.columns``; extra columns are ignored.
-    spec : ScoreSpec
+    spec : ReadSpec
+        The columns and options (a :class:`xent.scoring.ScoreSpec` is one).
     source : str
         Named in error messages (usually the file path).
     first_row : int
@@ -370,13 +361,14 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
 
     Raises
     ------
-    ScoreInputError
+    InputError
         Missing column, unparseable number, NaN, probability outside [0, 1], a row
         not summing to 1, a label outside the class list, a bad weight (the first
         bad row, when ``spec.on_invalid == "error"``).
     """
     cols, _ = _columns(table, spec, source)
     parse_bad = None
+    P: np.ndarray | list[np.ndarray]
     multi = spec.multiclass
     if len(spec.pred) == 1:
         mat = _pred_matrix(cols[spec.pred[0]], source, spec.pred[0], first_row) if multi is not False else None
@@ -384,8 +376,8 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
             P, parse_bad = mat
             multi = True
         elif multi:
-            raise ScoreInputError("a multi-class input needs one column per class or a list column; this column "
-                                  "holds one value per row", source=source, column=spec.pred[0])
+            raise InputError("a multi-class input needs one column per class or a list column; this column "
+                             "holds one value per row", source=source, column=spec.pred[0])
         else:
             P, parse_bad = _floats(cols[spec.pred[0]], source, spec.pred[0], first_row)
     else:
@@ -396,13 +388,18 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
         multi = True
     k = (len(P) if isinstance(P, list) else P.shape[1]) if multi else 2
     if multi and spec.classes is not None and len(spec.classes) != k:
-        raise ScoreInputError(f"the predictions have {k} values per row but `classes` lists {len(spec.classes)}",
-                              source=source, column=spec.pred[0])
+        raise InputError(f"the predictions have {k} values per row but `classes` lists {len(spec.classes)}",
+                         source=source, column=spec.pred[0])
     if state is None:
-        state = new_state(spec, num_classes=k if multi else None)
-    elif isinstance(state, MulticlassState) != bool(multi) or (multi and state.num_classes != k):
-        raise ScoreInputError(f"this data is {'multi-class with ' + str(k) + ' classes' if multi else 'binary'}, "
-                              "unlike the data before it", source=source, column=spec.pred[0])
+        state = new_state(k if multi else None, classes=spec.classes, n_bins=spec.n_bins,
+                          from_logits=spec.from_logits, eps=spec.eps, tolerance=spec.tolerance)
+        if spec.by or spec.ci is not None:
+            state.with_groups(spec.by, buckets=spec.ci_buckets if spec.ci is not None else 1,
+                              max_segments=spec.max_segments)
+    elif isinstance(state, MulticlassState) != bool(multi) or (isinstance(state, MulticlassState)
+                                                                and state.num_classes != k):
+        raise InputError(f"this data is {'multi-class with ' + str(k) + ' classes' if multi else 'binary'}, "
+                         "unlike the data before it", source=source, column=spec.pred[0])
     classes = spec.classes if spec.classes is not None else tuple(range(k))
     y_raw = cols[spec.label]
     y, missing = _label_codes(y_raw, spec.classes, k, source, spec.label)
@@ -416,9 +413,13 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
         P = np.ascontiguousarray(P)
         if y.dtype != np.int8:
             y = y.astype(np.int64, copy=False)
-    if missing is None and parse_bad is None and state.fold(y, P, w, threads=threads) < 0:
-        _fold_groups(state, cols, spec, y, P, w, source, first_row, None)
-        return state
+    if missing is None and parse_bad is None:
+        # a multi-class state reads the K columns in place; a binary one the contiguous column made above
+        first_bad = (state.fold(y, P, w, threads=threads) if isinstance(state, MulticlassState)
+                     else state.fold(y, cast(np.ndarray, P), w, threads=threads))
+        if first_bad < 0:
+            _fold_groups(state, cols, spec, y, P, w, source, first_row, None)
+            return state
     # Slow path: one reason per bad row, then raise on the first or drop them all.
     if isinstance(P, list):
         P = np.stack(P, axis=1, dtype=np.result_type(*P))
@@ -429,17 +430,17 @@ def state_from_table(table: Any, spec: ScoreSpec, *, source: str = "<table>", fi
         reason = np.where(missing, MISSING_LABEL, reason).astype(np.int8)
     bad = np.flatnonzero(reason)
     if len(bad) == 0:  # pragma: no cover - the kernel and find_invalid agree on validity
-        raise ScoreInputError("invalid row not located", source=source)
+        raise InputError("invalid row not located", source=source)
     if spec.on_invalid == "error":
         i = int(bad[0])
         msg, column = _message(int(reason[i]), i, y_raw=y_raw, P=P, col=int(col[i]), w=w, spec=spec, classes=classes)
-        raise ScoreInputError(msg, source=source, row=first_row + i, column=column)
+        raise InputError(msg, source=source, row=first_row + i, column=column)
     keep = reason == 0
     for code, count in zip(*np.unique(reason[~keep], return_counts=True)):
         state.add_skipped(REASONS[int(code)], int(count))
     first = state.fold(np.ascontiguousarray(y[keep]), np.ascontiguousarray(P[keep]),
                        None if w is None else np.ascontiguousarray(w[keep]), threads=threads)
     if first >= 0:  # pragma: no cover
-        raise ScoreInputError("invalid row left after skipping", source=source, row=first_row)
+        raise InputError("invalid row left after skipping", source=source, row=first_row)
     _fold_groups(state, cols, spec, y, P, w, source, first_row, keep)
     return state

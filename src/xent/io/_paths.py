@@ -6,7 +6,7 @@ import glob
 import os
 from typing import Any
 
-from xent.scoring._spec import ScoreInputError
+from xent.io._errors import InputError
 
 __all__ = ["FORMATS", "PARQUET_SUFFIXES", "expand_paths", "file_format"]
 
@@ -29,7 +29,7 @@ def file_format(path: str) -> str:
     suffix = _suffix(path)
     if suffix is None:
         ext = os.path.splitext(path)[1].lower()
-        raise ScoreInputError(
+        raise InputError(
             f"unknown file type {ext or '(no extension)'!r}; expected one of {', '.join(FORMATS)}", source=path)
     return FORMATS[suffix]
 
@@ -47,7 +47,7 @@ def expand_paths(paths: Any) -> list[str]:
                 if _suffix(f) is not None
             )
             if not found:
-                raise ScoreInputError("directory holds no Parquet, CSV, NPY or NPZ files", source=p)
+                raise InputError("directory holds no Parquet, CSV, NPY or NPZ files", source=p)
             out.extend(found)
         elif os.path.isfile(p):
             file_format(p)
@@ -55,12 +55,12 @@ def expand_paths(paths: Any) -> list[str]:
         elif glob.has_magic(p):
             found = sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f))
             if not found:
-                raise ScoreInputError("no file matches this pattern", source=p)
+                raise InputError("no file matches this pattern", source=p)
             for f in found:
                 file_format(f)
             out.extend(found)
         else:
-            raise ScoreInputError("no such file or directory", source=p)
+            raise InputError("no such file or directory", source=p)
     if not out:
-        raise ScoreInputError("no input files given")
+        raise InputError("no input files given")
     return out

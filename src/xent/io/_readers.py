@@ -7,14 +7,17 @@ NPY/NPZ are loaded with ``allow_pickle=False`` (nothing is ever unpickled).
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from xent.io._errors import InputError
 from xent.io._paths import file_format
-from xent.scoring._spec import ScoreInputError, ScoreSpec
+from xent.io._spec import ReadSpec
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Batch", "check_columns", "count_rows", "iter_batches", "open_parquet"]
 
@@ -38,15 +41,15 @@ class Batch:
 
 
 def check_columns(source: str, wanted: tuple[str, ...], have: list[Any], what: str = "file") -> None:
-    """Every column read is in ``have``, once; else ScoreInputError naming the column."""
+    """Every column read is in ``have``, once; else InputError naming the column."""
     for col in dict.fromkeys(wanted):
         if col not in have:
             shown = ", ".join(map(str, have[:20])) + (", ..." if len(have) > 20 else "")
-            raise ScoreInputError(f"column not found (the {what} has: {shown or 'no columns'})", source=source,
-                                  column=col)
+            raise InputError(f"column not found (the {what} has: {shown or 'no columns'})", source=source,
+                             column=col)
         if have.count(col) > 1:
-            raise ScoreInputError(f"{have.count(col)} columns have this name; give each column read a name of its "
-                                  "own", source=source, column=col)
+            raise InputError(f"{have.count(col)} columns have this name; give each column read a name of its "
+                             "own", source=source, column=col)
 
 
 # Parquet data is read through a buffer of this size, never a whole column chunk at once, so
@@ -55,12 +58,12 @@ PARQUET_BUFFER = 1 << 20
 
 
 def open_parquet(path: str, *, buffer_size: int = PARQUET_BUFFER, metadata: Any = None) -> Any:
-    """Open a Parquet file for streaming reads (flat memory, checksums); ScoreInputError if unreadable.
+    """Open a Parquet file for streaming reads (flat memory, checksums); InputError if unreadable.
 
     ``buffer_size`` 0 reads each column chunk whole (faster, memory grows with the row group).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # optional dependency (the cli extra)
+    import pyarrow.parquet as pq  # optional dependency (the cli extra)
 
     try:
         # pre_buffer=False: with it, iter_batches keeps every row group it has read (RSS grows with the file)
@@ -68,7 +71,7 @@ def open_parquet(path: str, *, buffer_size: int = PARQUET_BUFFER, metadata: Any 
         return pq.ParquetFile(path, pre_buffer=False, buffer_size=buffer_size, metadata=metadata,
                               page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise ScoreInputError(f"not a readable Parquet file (truncated or corrupt?): {exc}", source=path) from None
+        raise InputError(f"not a readable Parquet file (truncated or corrupt?): {exc}", source=path) from None
 
 
 def count_rows(path: str) -> int | None:
@@ -81,9 +84,9 @@ def count_rows(path: str) -> int | None:
     return None
 
 
-def iter_batches(path: str, spec: ScoreSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS,
+def iter_batches(path: str, spec: ReadSpec, *, batch_rows: int = DEFAULT_BATCH_ROWS,
                  use_threads: bool = True) -> Iterator[Batch]:
-    """Yield :class:`Batch` es of ``spec.columns`` from ``path``; raises ScoreInputError on unreadable data."""
+    """Yield :class:`Batch` es of ``spec.columns`` from ``path``; raises InputError on unreadable data."""
     fmt = file_format(path)
     if fmt == "csv":  # parsed by column role (label, predictions, weight)
         yield from _csv(path, spec, batch_rows, use_threads)
@@ -93,7 +96,7 @@ def iter_batches(path: str, spec: ScoreSpec, *, batch_rows: int = DEFAULT_BATCH_
 
 
 def _parquet(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -> Iterator[Batch]:
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     pf = open_parquet(path)
     check_columns(path, cols, pf.schema_arrow.names)
@@ -112,16 +115,13 @@ def _parquet(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: boo
                 yield Batch(part, path, row)
                 row += part.num_rows
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise ScoreInputError(f"cannot read Parquet data after row {row} (truncated or corrupt?): {exc}",
-                              source=path) from None
+        raise InputError(f"cannot read Parquet data after row {row} (truncated or corrupt?): {exc}",
+                         source=path) from None
 
 
 def _csv_header(path: str) -> list[str] | None:
     """The column names of a CSV file (decompressed as pyarrow does), None when it is empty."""
-    import csv
-    import io
-
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     try:
         with pa.input_stream(path, compression="detect") as raw:
@@ -129,20 +129,20 @@ def _csv_header(path: str) -> list[str] | None:
             header = next(csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")),
                           None)
     except (pa.ArrowException, OSError, csv.Error, ValueError) as exc:
-        raise ScoreInputError(f"not a readable CSV file: {exc}", source=path) from None
+        raise InputError(f"not a readable CSV file: {exc}", source=path) from None
     for name in header or ():
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:
-            raise ScoreInputError(f"the header is not UTF-8 text ({name.encode('utf-8', 'surrogateescape')!r}); "
-                                  "save the file as UTF-8", source=path) from None
+            raise InputError(f"the header is not UTF-8 text ({name.encode('utf-8', 'surrogateescape')!r}); "
+                             "save the file as UTF-8", source=path) from None
     return header
 
 
 def _utf8(rb: Any, source: str, first_row: int) -> Any:
-    """The batch's byte columns as UTF-8 text; ScoreInputError at the first value that is not UTF-8."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """The batch's byte columns as UTF-8 text; InputError at the first value that is not UTF-8."""
+    import pyarrow as pa  # optional dependency (the cli extra)
+    import pyarrow.compute as pc  # optional dependency (the cli extra)
 
     columns = []
     for name, col in zip(rb.schema.names, rb.columns):
@@ -157,17 +157,17 @@ def _utf8(rb: Any, source: str, first_row: int) -> Any:
                     if v is not None:
                         v.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise ScoreInputError(f"the value {v!r} is not UTF-8 text; save the file as UTF-8",
-                                          source=source, row=first_row + i, column=name) from None
+                    raise InputError(f"the value {v!r} is not UTF-8 text; save the file as UTF-8",
+                                     source=source, row=first_row + i, column=name) from None
             raise
     return pa.RecordBatch.from_arrays(columns, names=rb.schema.names)
 
 
-def _ragged(path: str, names: list[str], bad: Any) -> ScoreInputError:
+def _ragged(path: str, names: list[str], bad: Any) -> InputError:
     """The error for a row with too many or too few fields (pyarrow's InvalidRow ``bad``)."""
     number = bad.number
     if number is None:  # a multi-threaded read does not know it: find it again on one thread
-        import pyarrow as pa
+        import pyarrow as pa  # optional dependency (the cli extra)
 
         seen: list[Any] = []
         try:
@@ -178,8 +178,8 @@ def _ragged(path: str, names: list[str], bad: Any) -> ScoreInputError:
         number = seen[0].number if seen else None
     have, want = bad.actual_columns, bad.expected_columns
     column = names[have] if have < want else None  # the first column without a value
-    return ScoreInputError(f"expected {want} fields ({', '.join(names)}), got {have}: {bad.text!r}", source=path,
-                           row=None if number is None else number - 2, column=column)  # number: 1-based, header 1
+    return InputError(f"expected {want} fields ({', '.join(names)}), got {have}: {bad.text!r}", source=path,
+                      row=None if number is None else number - 2, column=column)  # number: 1-based, header 1
 
 
 CSV_BLOCK = 1 << 24  # bytes of CSV text parsed at a time (one batch)
@@ -187,7 +187,7 @@ CSV_BLOCK = 1 << 24  # bytes of CSV text parsed at a time (one batch)
 
 def _read_csv(path: str, types: dict[str, Any], use_threads: bool, invalid: Any) -> Iterator[Any]:
     """pyarrow's streaming CSV reader over the columns of ``types``; rows of the wrong width go to ``invalid``."""
-    import pyarrow.csv as pcsv
+    import pyarrow.csv as pcsv  # optional dependency (the cli extra)
 
     def handler(row: Any) -> str:
         invalid(row)
@@ -203,11 +203,11 @@ def _read_csv(path: str, types: dict[str, Any], use_threads: bool, invalid: Any)
             return
 
 
-def _csv_types(spec: ScoreSpec, text: bool) -> dict[str, Any]:
+def _csv_types(spec: ReadSpec, text: bool) -> dict[str, Any]:
     """Column types for pyarrow's CSV parser: numbers parsed by pyarrow (the fast path), or every
     column as bytes (``text``: the UTF-8 check and io._convert then name the row and column of a
     value that is not a number)."""
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     if text:
         return {c: pa.binary() for c in spec.columns}
@@ -219,8 +219,8 @@ def _csv_types(spec: ScoreSpec, text: bool) -> dict[str, Any]:
     return types
 
 
-def _csv(path: str, spec: ScoreSpec, batch_rows: int, use_threads: bool) -> Iterator[Batch]:
-    import pyarrow as pa
+def _csv(path: str, spec: ReadSpec, batch_rows: int, use_threads: bool) -> Iterator[Batch]:
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     names = _csv_header(path)
     if not names:
@@ -246,22 +246,22 @@ def _csv(path: str, spec: ScoreSpec, batch_rows: int, use_threads: bool) -> Iter
             if bad:
                 raise _ragged(path, names, bad[0]) from None
             if text or not (isinstance(exc, pa.ArrowInvalid) and "conversion error" in str(exc)):
-                raise ScoreInputError(f"cannot read CSV data after row {row}: {exc}", source=path) from None
+                raise InputError(f"cannot read CSV data after row {row}: {exc}", source=path) from None
 
 
 def _load_npy(path: str) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise ScoreInputError(f"not a readable NPY file (object arrays are refused): {exc}", source=path) from None
+        raise InputError(f"not a readable NPY file (object arrays are refused): {exc}", source=path) from None
 
 
 def _npy(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -> Iterator[Batch]:
     arr = _load_npy(path)
     names = list(arr.dtype.names or ())
     if not names:
-        raise ScoreInputError("an NPY file must hold a structured array with named fields (one per column)",
-                              source=path)
+        raise InputError("an NPY file must hold a structured array with named fields (one per column)",
+                         source=path)
     check_columns(path, cols, names)
     for start in range(0, arr.shape[0], batch_rows):
         chunk = arr[start:start + batch_rows]
@@ -273,13 +273,13 @@ def _npz(path: str, cols: tuple[str, ...], batch_rows: int, use_threads: bool) -
         with np.load(path, allow_pickle=False) as z:
             check_columns(path, cols, list(z.files))
             data = {c: z[c] for c in dict.fromkeys(cols)}
-    except ScoreInputError:
+    except InputError:
         raise
     except (ValueError, OSError, KeyError) as exc:
-        raise ScoreInputError(f"not a readable NPZ file (object arrays are refused): {exc}", source=path) from None
+        raise InputError(f"not a readable NPZ file (object arrays are refused): {exc}", source=path) from None
     lengths = {c: len(v) for c, v in data.items()}
     if len(set(lengths.values())) > 1:
-        raise ScoreInputError(f"arrays have different lengths: {lengths}", source=path)
+        raise InputError(f"arrays have different lengths: {lengths}", source=path)
     n = next(iter(lengths.values()))
     for start in range(0, n, batch_rows):
         yield Batch({c: v[start:start + batch_rows] for c, v in data.items()}, path, start)

@@ -28,21 +28,21 @@ __all__ = ["BinaryResult", "BinaryState", "ClassRow", "GroupState", "MulticlassR
            "replicate_metrics", "row_buckets"]
 
 
-def new_state(spec: Any, num_classes: int | None = None) -> BinaryState | MulticlassState:
-    """An empty state for a :class:`xent.scoring.ScoreSpec`.
+def new_state(num_classes: int | None = None, *, classes: tuple[Any, ...] | None = None, n_bins: int = 15,
+              from_logits: bool = False, eps: float | str = "auto",
+              tolerance: float = 1e-4) -> BinaryState | MulticlassState:
+    """An empty state: binary when ``num_classes`` is None, else multi-class with ``num_classes`` classes.
 
-    Binary unless the spec is multi-class or ``num_classes`` is given (a list
-    column's width, known from the data).
+    The keyword options are those of :class:`BinaryState` and :class:`MulticlassState`
+    (``classes`` and ``tolerance`` apply to multi-class states only).
+
+    Examples
+    --------
+    >>> from xent.metrics import new_state
+    >>> type(new_state()).__name__, type(new_state(3, n_bins=10)).__name__
+    ('BinaryState', 'MulticlassState')
     """
-    multi = spec.multiclass
-    state: BinaryState | MulticlassState
-    if multi or num_classes is not None:
-        k = num_classes if num_classes is not None else (len(spec.classes) if spec.classes else len(spec.pred))
-        state = MulticlassState(k, classes=spec.classes, n_bins=spec.n_bins, from_logits=spec.from_logits,
-                                eps=spec.eps, tolerance=spec.tolerance)
-    else:
-        state = BinaryState(n_bins=spec.n_bins, from_logits=spec.from_logits, eps=spec.eps)
-    by, ci = tuple(getattr(spec, "by", ())), getattr(spec, "ci", None)
-    if by or ci is not None:
-        state.with_groups(by, buckets=spec.ci_buckets if ci is not None else 1, max_segments=spec.max_segments)
-    return state
+    if num_classes is not None:
+        return MulticlassState(num_classes, classes=classes, n_bins=n_bins, from_logits=from_logits, eps=eps,
+                               tolerance=tolerance)
+    return BinaryState(n_bins=n_bins, from_logits=from_logits, eps=eps)

@@ -44,6 +44,7 @@ sum w y; multi-class: mean top-label confidence / accuracy), ``brier``, ``accura
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from typing import Any
@@ -51,6 +52,8 @@ from typing import Any
 import numpy as np
 
 from xent.metrics._auc import auc_from_histogram, n_score_bins, score_bins_at
+from xent.metrics._dispatch import kernels
+from xent.metrics._kernels_numpy import _bins, _matrix, binary_rows, multiclass_rows
 from xent.metrics._sums import Field, Sums
 
 __all__ = ["CI_METRICS", "GROUP_FIELDS", "METRICS", "GroupState", "SegmentLimitError", "bootstrap_counts",
@@ -152,8 +155,6 @@ class GroupState:
         return len(self.keys)
 
     def copy(self) -> GroupState:
-        import copy
-
         new = copy.copy(self)
         new.keys = list(self.keys)
         new._index = dict(self._index)
@@ -191,8 +192,6 @@ class GroupState:
         into them; ``bucket`` (n,) each row's bucket (None: bucket 0); ``rows`` the per-row
         values of :func:`row_values`.
         """
-        from xent.metrics._state import kernels
-
         add = kernels().scatter_add
         seg = self.codes(values)[inverse] if len(values) else np.zeros(0, dtype=np.int64)
         B = self.buckets
@@ -324,8 +323,6 @@ def row_values(y: np.ndarray, P: Any, w: np.ndarray | None, *, logits: bool, eps
     the binned prediction / outcome), ``score`` (binary: the score) or ``q`` (multi-class:
     (n, K) probabilities).
     """
-    from xent.metrics._kernels_numpy import _bins, _matrix, binary_rows, multiclass_rows
-
     y = np.asarray(y, dtype=np.int64)
     n = len(y)
     wv = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)

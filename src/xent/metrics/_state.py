@@ -23,16 +23,15 @@ pickling need nothing more: they go field by field.
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any
 
 import numpy as np
 
 from xent._lib.namespace import to_numpy
-from xent._lib.native import native
 from xent._lib.threads import get_num_threads
 from xent.metrics._auc import (auc_from_histogram, average_precision_from_histogram, macro_weighted, n_score_bins,
                                scatter, score_bins)
+from xent.metrics._dispatch import kernels
 from xent.metrics._groups import GroupState, row_buckets, row_values
 from xent.metrics._invalid import REASONS, find_invalid
 from xent.metrics._results import (
@@ -96,20 +95,6 @@ def multiclass_auc_bits(num_classes: int) -> int | None:
         if num_classes * n_score_bins(MULTICLASS_AUC_OCTAVES, m) <= MULTICLASS_AUC_BUDGET:
             return m
     return None
-
-
-def kernels() -> Any:
-    """The kernels: ``xent._native.metrics``, or the NumPy reference when it is missing.
-
-    ``XENT_SCORE_KERNEL=numpy`` forces the NumPy path (the same sums up to summation order).
-    """
-    if os.environ.get("XENT_SCORE_KERNEL", "auto") != "numpy":
-        nat = native()
-        if nat is not None:
-            return nat.metrics
-    from xent.metrics import _kernels_numpy
-
-    return _kernels_numpy
 
 
 def _resolve_eps(eps: Any, dtype: np.dtype) -> float:

@@ -2,7 +2,7 @@
 
 Interface contract (stable; the Dask engine in ``xent.dask`` builds on it)
 -------------------------------------------------------------------------
-``ScoreSpec`` (frozen dataclass, ``xent.scoring``)
+``ScoreSpec`` (frozen dataclass, ``xent.scoring``; a validated ``xent.io.ReadSpec``)
     What to read and how: ``label``, ``pred`` (tuple of column names: one
     probability/logit column, one list column, or one column per class),
     ``from_logits``, ``weight``, ``classes``, ``tolerance`` (multi-class
@@ -16,17 +16,17 @@ Metric states (``xent.metrics``): ``BinaryState``, ``MulticlassState``
     ``copy()``, ``compute() -> BinaryResult | MulticlassResult``. States are
     small (O(n_bins + n_classes) floats), picklable, and carry
     ``skipped: dict[str, int]`` (rows dropped by reason under
-    ``on_invalid="skip"``). ``xent.metrics.new_state(spec, num_classes=None)``
-    makes an empty state for a spec.
+    ``on_invalid="skip"``). ``xent.metrics.new_state(num_classes=None, *,
+    classes, n_bins, from_logits, eps, tolerance)`` makes an empty state.
 
 Readers (``xent.io``)
     ``expand_paths(paths) -> list[str]`` (files, directories, globs; sorted;
-    raises ScoreInputError when nothing matches);
+    raises ``xent.io.InputError`` when nothing matches);
     ``iter_batches(path, spec, *, batch_rows=...) -> Iterator[Batch]`` with
     ``Batch(table: pyarrow.Table, source: str, first_row: int)``;
     ``state_from_table(table, spec, *, source, first_row=0, state=None) -> State``
     validates a pyarrow Table or pandas DataFrame (a Dask partition) and folds
-    it into ``state`` (a new one when None); errors are ``ScoreInputError``
+    it into ``state`` (a new one when None); errors are ``xent.io.InputError``
     naming source, row (``first_row`` + offset) and column;
     ``count_rows(path) -> int | None`` (Parquet metadata; None when unknown).
 
@@ -40,36 +40,30 @@ Engines
     ``xent.scoring.compare(paths, spec, vs=None, *, against=None, level=0.95, ...)
     -> CompareReport`` and ``xent.dask.compare`` (same arguments, Dask's): model A
     (``spec``) against model B (columns ``vs``, or the files ``against``) on the
-    same rows; ``CompareReport.from_state(pair_state, spec_a, spec_b, ...)``.
+    same rows; ``CompareReport.from_state(pair_state, spec_a, spec_b, ...)``. The
+    engines share its steps: ``compare_specs`` and ``compare_files`` (checks),
+    ``read_specs`` (what each file set is read for), ``pair_batches`` (A's and B's
+    rows side by side, labels checked), ``cut_rows`` (a file's rows [lo, hi)),
+    ``fold_pairs`` (-> ``PairState``, two metric states over the same rows).
 
 Errors
-    ``ScoreInputError(ValueError)`` with ``source``, ``row``, ``column``;
-    picklable; the CLI prints it as one line and exits 2.
+    ``ScoreInputError`` is ``xent.io.InputError`` (a ``ValueError``) with
+    ``source``, ``row``, ``column`` and the bare ``message``; picklable. Its
+    message names options as ``ScoreSpec`` fields (```tolerance```); the CLI
+    words them as its flags, prints one line and exits 2. Engines raise
+    ``raise_nothing_to_score(state, sources)`` when no row is left, and draw
+    ``Progress`` bars.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from xent.scoring._compare import CompareReport, compare, compare_files, compare_specs
+from xent.scoring._local import raise_nothing_to_score, score
+from xent.scoring._pairs import PairState, cut_rows, file_batches, fold_pairs, pair_batches, read_specs
+from xent.scoring._progress import Progress
 from xent.scoring._report import ScoreReport
 from xent.scoring._spec import OnInvalid, ScoreInputError, ScoreSpec
 
-__all__ = ["OnInvalid", "ScoreInputError", "ScoreReport", "ScoreSpec", "compare", "score"]
-
-
-def score(paths: Any, spec: ScoreSpec, *, threads: int | None = None, progress: bool = False,
-          batch_rows: int | None = None) -> ScoreReport:
-    """Score prediction files on this machine; see :func:`xent.scoring._local.score`."""
-    from xent.scoring._local import score as _score
-
-    kw = {} if batch_rows is None else {"batch_rows": batch_rows}
-    return _score(paths, spec, threads=threads, progress=progress, **kw)
-
-
-def compare(paths: Any, spec: ScoreSpec, vs: Any = None, *, against: Any = None, level: float = 0.95,
-            threads: int | None = None, progress: bool = False, batch_rows: int | None = None) -> Any:
-    """Model A against model B on the same rows (a ``CompareReport``); see :func:`xent.scoring._compare.compare`."""
-    from xent.scoring._compare import compare as _compare
-
-    return _compare(paths, spec, vs, against=against, level=level, threads=threads, progress=progress,
-                    batch_rows=batch_rows)
+__all__ = ["CompareReport", "OnInvalid", "PairState", "Progress", "ScoreInputError", "ScoreReport", "ScoreSpec",
+           "compare", "compare_files", "compare_specs", "cut_rows", "file_batches", "fold_pairs",
+           "pair_batches", "raise_nothing_to_score", "read_specs", "score"]

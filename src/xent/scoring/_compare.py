@@ -20,24 +20,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from xent.io import expand_paths
-from xent.scoring._pairs import PairState, batches, fold_pairs, pair_batches, read_specs
+from xent.io import DEFAULT_BATCH_ROWS, expand_paths
+from xent.scoring._compare_render import render
+from xent.scoring._local import _prefetch, raise_nothing_to_score
+from xent.scoring._paired import COMPARED, paired_intervals, segments, verdict
+from xent.scoring._pairs import PairState, file_batches, fold_pairs, pair_batches, read_specs
+from xent.scoring._plot import plot_compare
 from xent.scoring._report import ScoreReport
 from xent.scoring._spec import ScoreSpec
 
 __all__ = ["COMPARED", "CompareReport", "compare", "compare_files", "compare_specs"]
 
-# (JSON key, shown name, +1 when higher is better, -1 when lower is better), in the order shown
-COMPARED: tuple[tuple[str, str, int], ...] = (
-    ("log_loss", "log loss (nats)", -1),
-    ("normalized_entropy", "NE", -1),
-    ("brier", "Brier", -1),
-    ("accuracy", "accuracy", +1),
-    ("ece", "ECE", -1),
-    ("roc_auc", "ROC AUC", +1),
-    ("average_precision", "average precision", +1),
-    ("calibration_ratio_pred_over_obs", "sum(p)/sum(y)", 0),  # best at 1: no verdict
-)
 VERDICTS = ("better", "worse", "not distinguishable")
 
 
@@ -82,17 +75,6 @@ def check_level(level: Any) -> float:
     return float(level)
 
 
-def _verdict(delta: float | None, ci: list[float | None] | None, direction: int) -> str | None:
-    if delta is None or ci is None or ci[0] is None or ci[1] is None:
-        return None
-    lo, hi = ci
-    if direction == 0:
-        return None
-    if lo > 0 or hi < 0:
-        return "better" if (lo > 0) == (direction > 0) else "worse"
-    return "not distinguishable"
-
-
 @dataclass(frozen=True)
 class CompareReport:
     """What ``compare`` returns, for every engine.
@@ -133,18 +115,16 @@ class CompareReport:
         ma, mb = a.result.to_dict(), b.result.to_dict()
         delta = {k: (None if ma.get(k) is None or mb.get(k) is None else mb[k] - ma[k])
                  for k, _, _ in COMPARED if k in ma and k in mb}
-        from xent.scoring._paired import paired_intervals, segments
-
         delta_ci, interval = paired_intervals(state, level, spec_a)
         return cls(a=a, b=b, level=level, delta=delta, delta_ci={k: v for k, v in delta_ci.items() if k in delta},
                    interval=interval, against=against, engine=engine, seconds=float(seconds), states=state,
-                   segments=segments(state, level, spec_a, COMPARED))
+                   segments=segments(state, level, spec_a))
 
     @property
     def verdict(self) -> dict[str, str | None]:
         """Per metric: "better" / "worse" (B against A) or "not distinguishable" at ``level``; None without an
         interval."""
-        return {k: _verdict(self.delta.get(k), self.delta_ci.get(k), d) for k, _, d in COMPARED if k in self.delta}
+        return {k: verdict(self.delta.get(k), self.delta_ci.get(k), d) for k, _, d in COMPARED if k in self.delta}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: ``a``, ``b`` (each model's metrics), ``delta``, ``delta_ci``, ``verdict`` and provenance."""
@@ -168,14 +148,10 @@ class CompareReport:
 
     def render(self, top: int = 20) -> str:
         """The terminal table (and per segment, the ``top`` largest segments of each column)."""
-        from xent.scoring._compare_render import render
-
         return render(self, top=top)
 
     def plot(self, path: str) -> None:
         """Both models' reliability diagrams (and ROC curves, binary) in one figure, PNG."""
-        from xent.scoring._plot import plot_compare
-
         plot_compare(self, path, self.states)
 
 
@@ -221,9 +197,6 @@ def compare(paths: Any, spec: ScoreSpec, vs: Any = None, *, against: Any = None,
     ...             vs="p_click_v2")  # doctest: +SKIP
     >>> r.delta["log_loss"], r.delta_ci["log_loss"], r.verdict["log_loss"]  # doctest: +SKIP
     """
-    from xent.io import DEFAULT_BATCH_ROWS
-    from xent.scoring._local import _prefetch, raise_nothing_to_score
-
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"`threads` must be an integer >= 1, got {threads!r}")
     spec_a, spec_b = compare_specs(spec, vs, against=against, level=level)
@@ -233,8 +206,8 @@ def compare(paths: Any, spec: ScoreSpec, vs: Any = None, *, against: Any = None,
     with threads_for(threads):
         use_threads = threads != 1
         read_a, read_b = read_specs(spec_a, spec_b, against=files_b is not None)
-        a = batches(files, read_a, batch_rows=rows, use_threads=use_threads)
-        b = None if files_b is None else batches(files_b, read_b, batch_rows=rows, use_threads=use_threads)
+        a = file_batches(files, read_a, batch_rows=rows, use_threads=use_threads)
+        b = None if files_b is None else file_batches(files_b, read_b, batch_rows=rows, use_threads=use_threads)
         pairs = pair_batches(a, b, spec_a)
         if use_threads:
             pairs = _prefetch(pairs, depth=2)
@@ -251,7 +224,7 @@ def threads_for(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra): only files need it
 
     saved = pa.cpu_count()
     pa.set_cpu_count(threads)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from xent.scoring._paired import COMPARED
 from xent.scoring._render import _f
 
 __all__ = ["render"]
@@ -55,8 +56,6 @@ def _segments(col: str, segs: list[Any], top: int, pct: str) -> list[str]:
 
 
 def render(report: Any, top: int = 20) -> str:
-    from xent.scoring._compare import COMPARED
-
     a, b = report.a, report.b
     r = a.result
     multi = r.kind == "multiclass"

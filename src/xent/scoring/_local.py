@@ -14,7 +14,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from xent.io import DEFAULT_BATCH_ROWS, Batch, count_rows, expand_paths, iter_batches, state_from_table
+from xent.io import (
+    DEFAULT_BATCH_ROWS,
+    Batch,
+    count_rows,
+    expand_paths,
+    iter_batches,
+    state_from_table,
+)
 from xent.scoring._progress import Progress
 from xent.scoring._report import ScoreReport
 from xent.scoring._spec import ScoreInputError, ScoreSpec
@@ -94,7 +101,7 @@ def score(paths: Any, spec: ScoreSpec, *, threads: int | None = None, progress: 
     files = expand_paths(paths)
     if threads is None:
         return _score(files, spec, threads, progress, batch_rows)
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra)
 
     saved = pa.cpu_count()
     pa.set_cpu_count(threads)  # pyarrow's decode pool is process-wide: restored afterwards
@@ -109,7 +116,8 @@ def _score(files: list[str], spec: ScoreSpec, threads: int | None, progress: boo
     bar = None
     if progress:
         counts = [count_rows(f) for f in files]
-        bar = Progress(total=None if any(c is None for c in counts) else sum(counts))
+        known = [c for c in counts if c is not None]
+        bar = Progress(total=sum(known) if len(known) == len(counts) else None)
     use_threads = threads != 1
     batches = _all_batches(files, spec, use_threads, batch_rows)
     if use_threads:

@@ -14,7 +14,33 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Segment", "paired_intervals", "segments"]
+from xent.metrics import paired_intervals as _paired
+from xent.scoring._report import _sort_key, ci_method
+
+__all__ = ["COMPARED", "Segment", "paired_intervals", "segments", "verdict"]
+
+# (JSON key, shown name, +1 when higher is better, -1 when lower is better), in the order shown
+COMPARED: tuple[tuple[str, str, int], ...] = (
+    ("log_loss", "log loss (nats)", -1),
+    ("normalized_entropy", "NE", -1),
+    ("brier", "Brier", -1),
+    ("accuracy", "accuracy", +1),
+    ("ece", "ECE", -1),
+    ("roc_auc", "ROC AUC", +1),
+    ("average_precision", "average precision", +1),
+    ("calibration_ratio_pred_over_obs", "sum(p)/sum(y)", 0),  # best at 1: no verdict
+)
+
+
+def verdict(delta: float | None, ci: list[float | None] | None, direction: int) -> str | None:
+    """"better" / "worse" (for B) when the interval ``ci`` of B - A excludes 0, else "not distinguishable";
+    None without an interval or a direction (``direction``: +1 higher is better, -1 lower, 0 neither)."""
+    if delta is None or ci is None or ci[0] is None or ci[1] is None or direction == 0:
+        return None
+    lo, hi = ci
+    if lo > 0 or hi < 0:
+        return "better" if (lo > 0) == (direction > 0) else "worse"
+    return "not distinguishable"
 
 
 def _pair(x: Any) -> list[float | None]:
@@ -27,8 +53,6 @@ def _settings(spec: Any) -> dict[str, Any]:
 
 def method(spec: Any) -> dict[str, Any]:
     """``method``, ``buckets``, ``replicates`` and ``seed`` of the intervals (JSON keys)."""
-    from xent.scoring._report import ci_method
-
     return {"method": f"paired {ci_method(spec)}; B - A in each replicate, the same buckets for both models",
             "buckets": spec.ci_buckets, "replicates": spec.ci_replicates, "seed": spec.ci_seed}
 
@@ -44,8 +68,6 @@ def paired_intervals(state: Any, level: float, spec: Any) -> tuple[dict[str, lis
         return {}, {}
     if col is not None:  # grouped by a column: the whole stream is the sum of its segments
         a, b = a.total(), b.total()
-    from xent.metrics import paired_intervals as _paired
-
     _, out = _paired(a, b, level=level, **_settings(spec))
     return {k: _pair(v[0]) for k, v in out.items()}, method(spec)
 
@@ -54,17 +76,13 @@ class Segment(dict):
     """One segment's comparison: ``value``, ``a``, ``b``, ``delta``, ``delta_ci``, ``verdict`` (a JSON-able dict)."""
 
 
-def segments(state: Any, level: float, spec: Any, compared: Any) -> dict[str, list[Segment]]:
+def segments(state: Any, level: float, spec: Any, compared: Any = COMPARED) -> dict[str, list[Segment]]:
     """Per ``--by`` column: every segment's metrics for A and B, B - A, its paired interval and the verdict,
     largest weight first."""
     ga, gb = getattr(state.a, "groups", None) or {}, getattr(state.b, "groups", None) or {}
     out: dict[str, list[Segment]] = {}
     if not any(col is not None for col in ga):
         return out
-    from xent.metrics import paired_intervals as _paired
-    from xent.scoring._compare import _verdict
-    from xent.scoring._report import _sort_key
-
     for col in ga:
         if col is None:
             continue
@@ -77,15 +95,15 @@ def segments(state: Any, level: float, spec: Any, compared: Any) -> dict[str, li
         for i, key in enumerate(keys):
             da = {k: _num(v[i], k) for k, v in ma.items()}
             db = {k: _num(v[i], k) for k, v in mb.items()}
-            delta, ci, verdict = {}, {}, {}
+            delta, ci, verdicts = {}, {}, {}
             for k, _, direction in compared:
                 if k not in da or k not in db:
                     continue
                 delta[k] = None if da[k] is None or db[k] is None else db[k] - da[k]
                 if k in cis:
                     ci[k] = _pair(cis[k][i])
-                verdict[k] = _verdict(delta[k], ci.get(k), direction)
-            rows.append(Segment(value=key, a=da, b=db, delta=delta, delta_ci=ci, verdict=verdict))
+                verdicts[k] = verdict(delta[k], ci.get(k), direction)
+            rows.append(Segment(value=key, a=da, b=db, delta=delta, delta_ci=ci, verdict=verdicts))
         rows.sort(key=lambda s: _sort_key((s["value"], s["a"].get("weight") or 0.0)))  # as `xent score` orders
         out[col] = rows
     return out

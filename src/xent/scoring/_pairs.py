@@ -16,37 +16,25 @@ from typing import Any
 
 import numpy as np
 
-from xent.io import Batch, iter_batches, state_from_table
+from xent.io import Batch, ReadSpec, iter_batches, state_from_table
 from xent.io._convert import _label_codes  # the one label -> class-code rule, so "1" (CSV) equals 1 (Parquet)
 from xent.scoring._spec import ScoreInputError, ScoreSpec
 
-__all__ = ["Pair", "PairState", "batches", "cut_rows", "fold_pair", "fold_pairs", "pair_batches", "read_spec",
+__all__ = ["Pair", "PairState", "cut_rows", "file_batches", "fold_pair", "fold_pairs", "pair_batches", "read_spec",
            "read_specs", "zip_batches"]
 
 
-@dataclass(frozen=True)
-class _Columns:
-    """What a reader needs to know (``xent.io.iter_batches`` reads ``columns``; CSV types them by role):
-    the union of A's and B's columns, which no single ScoreSpec may name."""
+def read_spec(spec: ScoreSpec, *more: str, own: bool = True) -> ReadSpec:
+    """What to read for ``spec`` plus the columns ``more`` (B's predictions), each once; only the label and
+    the predictions when ``own`` is False (B's files under ``--against``: weight and segments come from A's).
 
-    label: str
-    pred: tuple[str, ...]
-    weight: str | None
-    by: tuple[str, ...]
-    classes: tuple[Any, ...] | None
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((self.label, *self.pred, *((self.weight,) if self.weight else ()), *self.by)))
-
-
-def read_spec(spec: ScoreSpec, *more: str, own: bool = True) -> Any:
-    """The columns to read for ``spec`` plus ``more`` (B's predictions), each once; only the label and the
-    predictions when ``own`` is False (B's files under ``--against``: weight and segments come from A's)."""
+    Only read with it (a plain :class:`xent.io.ReadSpec`, unchecked): it may name more prediction columns
+    than there are classes, which no ScoreSpec may.
+    """
     pred = tuple(dict.fromkeys((*spec.pred, *more)))
     if not own:
-        return _Columns(spec.label, pred, None, (), spec.classes)
-    return _Columns(spec.label, pred, spec.weight, tuple(spec.by), spec.classes)
+        return ReadSpec(label=spec.label, pred=pred, classes=spec.classes)
+    return ReadSpec(label=spec.label, pred=pred, weight=spec.weight, classes=spec.classes, by=spec.by)
 
 
 @dataclass(frozen=True)
@@ -106,7 +94,7 @@ def _with_column(table: Any, name: str, values: Any) -> Any:
     """``table`` with column ``name`` set to ``values`` (A's weight beside B's predictions)."""
     if isinstance(table, dict):
         return {**table, name: np.asarray(values) if not hasattr(values, "type") else values}
-    import pyarrow as pa
+    import pyarrow as pa  # optional dependency (the cli extra): only files need it
 
     if not hasattr(values, "type"):
         values = pa.array(values)
@@ -253,7 +241,7 @@ def fold_pair(pair: Pair, spec_a: ScoreSpec, spec_b: ScoreSpec, state: PairState
     return state
 
 
-def batches(files: list[str], spec: Any, *, batch_rows: int, use_threads: bool) -> Iterator[Batch]:
+def file_batches(files: list[str], spec: Any, *, batch_rows: int, use_threads: bool) -> Iterator[Batch]:
     """Every batch of ``files`` in order (``spec`` as :func:`read_spec` makes it)."""
     for f in files:
         yield from iter_batches(f, spec, batch_rows=batch_rows, use_threads=use_threads)

@@ -18,11 +18,15 @@ the legend names each model by its column(s) and states its ECE / AUC.
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from xent.metrics import bootstrap_counts
 
 __all__ = ["Curve", "plot_compare", "plot_reliability", "roc_curve_from_histogram"]
 
@@ -65,10 +69,10 @@ def roc_curve_from_histogram(pos: Any, neg: Any, *, points: int = 2000) -> tuple
 
 def _pyplot() -> Any:
     try:
-        import matplotlib
+        import matplotlib  # optional dependency (the cli extra)
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # optional dependency (the cli extra)
     except ImportError:
         raise ModuleNotFoundError('plotting needs matplotlib: pip install "xent-ml[cli]"', name="matplotlib") from None
     return plt
@@ -82,8 +86,6 @@ def model_name(pred: Sequence[str]) -> str:
     """A short legend name for prediction columns: ``p``, or ``p_* (3 columns)`` for one column per class."""
     if len(pred) == 1:
         return pred[0]
-    import os
-
     prefix = os.path.commonprefix(list(pred))
     head = f"{prefix}*" if len(prefix) >= 2 else f"{pred[0]}, ..."
     return f"{head} ({len(pred)} columns)"
@@ -178,8 +180,6 @@ def reliability_band(state: Any, level: float, *, replicates: int, seed: int) ->
     """Per calibration bin, the bootstrap percentile interval of the observed rate (binary: positive rate;
     multi-class: accuracy), from the state's per-bucket bin sums (the replicates of its intervals);
     None without bucket sums. Empty bins get NaN."""
-    from xent.metrics import bootstrap_counts
-
     groups = getattr(state, "groups", None) or {}
     if not groups:
         return None
@@ -192,8 +192,6 @@ def reliability_band(state: Any, level: float, *, replicates: int, seed: int) ->
     C = bootstrap_counts(g.buckets, replicates, seed).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         obs = (C @ bo) / (C @ bw)  # (replicates, bins)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a bin empty in every replicate: NaN
             lo = np.nanquantile(obs, (1.0 - level) / 2.0, axis=0)
@@ -209,9 +207,7 @@ def curve_of(report: Any, name: str, state: Any = None, level: float | None = No
     if sums is not None and report.result.kind == "binary" and "auc_pos" in sums.names and len(sums.auc_pos):
         roc = roc_curve_from_histogram(sums.auc_pos, sums.auc_neg)
     if level is not None and getattr(state, "groups", None):
-        from xent.scoring._paired import _settings
-
-        band = reliability_band(state, level, **_settings(report.spec))
+        band = reliability_band(state, level, replicates=report.spec.ci_replicates, seed=report.spec.ci_seed)
     label = f"{level * 100:g}% interval" if band is not None and level is not None else ""
     return Curve(name, report, roc=roc, band=band, band_label=label)
 

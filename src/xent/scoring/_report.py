@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xent.metrics import BinaryResult, MulticlassResult, intervals
-from xent.metrics._groups import CI_METRICS, METRICS
+from xent.metrics._auc import n_score_bins
+from xent.metrics._groups import BUCKET_AUC, CI_METRICS, METRICS
 from xent.metrics._results import _json
+from xent.scoring._plot import plot_reliability
+from xent.scoring._render import render
 from xent.scoring._spec import ScoreSpec
 
 __all__ = ["ScoreReport"]
@@ -112,15 +115,11 @@ class ScoreReport:
 
     def render(self, *, top: int = 20) -> str:
         """The terminal table; ``top`` segments per ``by`` column (largest weight first)."""
-        from xent.scoring._render import render
-
         return render(self, top=top)
 
     def plot(self, path: str) -> None:
         """Write the figure to ``path`` (PNG; matplotlib, imported here): the reliability diagram (with its
         interval band when the spec asks for intervals) and, for binary input, the ROC curve."""
-        from xent.scoring._plot import plot_reliability
-
         plot_reliability(self, path, self.state)
 
 
@@ -182,8 +181,6 @@ def _multiclass_warnings(report: ScoreReport, r: MulticlassResult) -> list[str]:
 
 def ci_method(spec: ScoreSpec) -> str:
     """One line: how the intervals are computed."""
-    from xent.metrics._auc import n_score_bins
-    from xent.metrics._groups import BUCKET_AUC
 
     return (f"bootstrap percentile over {spec.ci_buckets} hash buckets of rows (bucket = hash of the file name and "
             f"row number), {spec.ci_replicates} replicates ({spec.ci_segment_replicates} per segment), seed "

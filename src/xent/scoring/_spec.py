@@ -3,62 +3,24 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
 from xent._lib.validation import check_choice
-
-OnInvalid = Literal["error", "skip"]
+from xent.io import InputError, OnInvalid, ReadSpec
 
 __all__ = ["OnInvalid", "ScoreInputError", "ScoreSpec"]
 
-
-class ScoreInputError(ValueError):
-    """Bad input data, located: ``"FILE: row R, column `C`: what was expected, got what"``.
-
-    ``source`` (file path or a name), ``row`` (0-based row number inside that
-    source, or None) and ``column`` (or None) are kept as attributes so other
-    engines (Dask) can re-raise it unchanged. The CLI prints ``str(exc)`` on one
-    line and exits with status 2.
-    """
-
-    def __init__(self, message: str, *, source: str | None = None, row: int | None = None,
-                 column: str | None = None) -> None:
-        message = " ".join(str(message).split())  # always one line (Arrow messages span several)
-        self.message = message
-        self.source = source
-        self.row = row
-        self.column = column
-        where = []
-        if source is not None:
-            where.append(str(source))
-        loc = []
-        if row is not None:
-            loc.append(f"row {row}")
-        if column is not None:
-            loc.append(f"column `{column}`")
-        head = ": ".join(where + ([", ".join(loc)] if loc else []))
-        super().__init__(f"{head}: {message}" if head else message)
-
-    def __reduce__(self) -> Any:  # picklable across Dask workers with its location
-        return (_rebuild_error, (self.message, self.source, self.row, self.column))
-
-
-def _rebuild_error(message: str, source: Any, row: Any, column: Any) -> ScoreInputError:
-    return ScoreInputError(message, source=source, row=row, column=column)
-
-
-def _as_tuple(x: Any) -> tuple[Any, ...] | None:
-    if x is None:
-        return None
-    if isinstance(x, str):
-        return (x,)
-    return tuple(x)
+# The located input error of every engine: xent.io's, under the name the scoring API has always had.
+ScoreInputError = InputError
 
 
 @dataclass(frozen=True)
-class ScoreSpec:
+class ScoreSpec(ReadSpec):
     """Which columns to read and how to score them. Frozen, hashable, picklable.
+
+    The :class:`xent.io.ReadSpec` that users build: the same fields, each validated
+    here with a message naming it, so the readers take a ScoreSpec as it is.
 
     Parameters
     ----------
@@ -102,26 +64,12 @@ class ScoreSpec:
         Bootstrap replicates of the per-segment intervals (fewer: their cost grows with the segments).
     """
 
-    label: str = "label"
-    pred: tuple[str, ...] = ("prob",)
-    from_logits: bool = False
-    weight: str | None = None
-    classes: tuple[Any, ...] | None = None
-    tolerance: float = 1e-4
-    on_invalid: OnInvalid = "error"
-    n_bins: int = 15
-    eps: float | str = "auto"
-    by: tuple[str, ...] = ()
-    ci: float | None = None
-    max_segments: int = 100_000
-    ci_buckets: int = 64
     ci_replicates: int = 1000
     ci_seed: int = 0
     ci_segment_replicates: int = 200
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pred", _as_tuple(self.pred))
-        object.__setattr__(self, "by", _as_tuple(self.by) or ())
+        super().__post_init__()
         if len(set(self.by)) != len(self.by):
             raise ValueError(f"`by` must not repeat a column, got {list(self.by)!r}")
         if self.ci is not None and not (isinstance(self.ci, (int, float)) and not isinstance(self.ci, bool)
@@ -132,7 +80,6 @@ class ScoreSpec:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"`{name}` must be an integer >= {low}, got {v!r}")
-        object.__setattr__(self, "classes", _as_tuple(self.classes))
         if not self.pred:
             raise ValueError("`pred` must name at least one column, got none")
         check_choice("on_invalid", self.on_invalid, OnInvalid)
@@ -155,23 +102,6 @@ class ScoreSpec:
                     "give one column per class"
                 )
 
-    @property
-    def multiclass(self) -> bool | None:
-        """True: multi-class; False: binary; None: decided by the data (a list column)."""
-        if len(self.pred) > 1:
-            return True
-        if self.classes is not None and len(self.classes) > 2:
-            return True
-        return None
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Every column read, in order: label, predictions, weight, segment columns."""
-        cols = (self.label, *self.pred)
-        return cols + ((self.weight,) if self.weight else ()) + tuple(self.by)
-
     def with_(self, **changes: Any) -> ScoreSpec:
         """A copy with some fields changed."""
-        from dataclasses import replace
-
         return replace(self, **changes)
