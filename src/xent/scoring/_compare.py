@@ -208,12 +208,13 @@ def compare(paths: Any, spec: ScoreSpec, vs: Any = None, *, against: Any = None,
         read_a, read_b = read_specs(spec_a, spec_b, against=files_b is not None)
         a = file_batches(files, read_a, batch_rows=rows, use_threads=use_threads)
         b = None if files_b is None else file_batches(files_b, read_b, batch_rows=rows, use_threads=use_threads)
-        pairs = pair_batches(a, b, spec_a)
+        pairs: Iterator[Any] = pair_batches(a, b, spec_a)
         if use_threads:
             pairs = _prefetch(pairs, depth=2)
         state = fold_pairs(pairs, spec_a, spec_b, threads=threads)
     if state is None or state.rows == 0:
         raise_nothing_to_score(None if state is None else state.a, files)
+    assert state is not None  # raise_nothing_to_score raised otherwise
     return CompareReport.from_state(state, spec_a, spec_b, sources=files, against=files_b, level=level,
                                     engine="local", seconds=time.perf_counter() - start)
 

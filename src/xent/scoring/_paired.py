@@ -35,9 +35,9 @@ COMPARED: tuple[tuple[str, str, int], ...] = (
 def verdict(delta: float | None, ci: list[float | None] | None, direction: int) -> str | None:
     """"better" / "worse" (for B) when the interval ``ci`` of B - A excludes 0, else "not distinguishable";
     None without an interval or a direction (``direction``: +1 higher is better, -1 lower, 0 neither)."""
-    if delta is None or ci is None or ci[0] is None or ci[1] is None or direction == 0:
+    lo, hi = (None, None) if ci is None else ci
+    if delta is None or lo is None or hi is None or direction == 0:
         return None
-    lo, hi = ci
     if lo > 0 or hi < 0:
         return "better" if (lo > 0) == (direction > 0) else "worse"
     return "not distinguishable"
@@ -95,11 +95,14 @@ def segments(state: Any, level: float, spec: Any, compared: Any = COMPARED) -> d
         for i, key in enumerate(keys):
             da = {k: _num(v[i], k) for k, v in ma.items()}
             db = {k: _num(v[i], k) for k, v in mb.items()}
-            delta, ci, verdicts = {}, {}, {}
+            delta: dict[str, float | None] = {}
+            ci: dict[str, list[float | None]] = {}
+            verdicts: dict[str, str | None] = {}
             for k, _, direction in compared:
                 if k not in da or k not in db:
                     continue
-                delta[k] = None if da[k] is None or db[k] is None else db[k] - da[k]
+                va, vb = da[k], db[k]
+                delta[k] = None if va is None or vb is None else vb - va
                 if k in cis:
                     ci[k] = _pair(cis[k][i])
                 verdicts[k] = verdict(delta[k], ci.get(k), direction)

@@ -41,7 +41,7 @@ class Curve:
     name: str
     report: Any
     roc: tuple[np.ndarray, np.ndarray] | None = None
-    band: tuple[Sequence[float], Sequence[float]] | None = None  # per bin: low, high of the observed rate
+    band: tuple[Any, Any] | None = None  # per bin: low, high of the observed rate (NaN for an empty bin)
     band_label: str = ""  # what the band is, e.g. "95% interval"
 
 
