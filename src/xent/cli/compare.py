@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from xent.cli import CLIError, require
-from xent.cli.score import _classes, _eps, _level, _positive, _with_hint
+from xent.cli._output import write_report
+from xent.cli.score import _classes, _eps, _level, _positive, _with_hint, _worded
 
 EXAMPLES = """\
 examples:
@@ -39,9 +39,9 @@ def register(subparsers: Any) -> None:
         "compare",
         help="compare two models on the same rows: every metric for A and B, B - A with paired intervals",
         description="Stream prediction files and score two models on the same rows: log loss, NE, Brier, "
-                    "accuracy, ECE (and AUC where the metrics have it) for model A and model B, the difference "
-                    "B - A with a paired interval, and a verdict per metric. Memory stays constant whatever the "
-                    "file size.",
+                    "accuracy, ECE, ROC AUC, average precision and the calibration ratio for model A and model B, "
+                    "the difference B - A with a paired interval, and a verdict per metric, overall and per "
+                    "segment (--by). Memory stays constant whatever the file size.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -129,26 +129,13 @@ def run(args: argparse.Namespace) -> int:
             report = compare(args.paths, spec_a, spec_b.pred, against=args.against, level=args.ci,
                              threads=args.threads, progress=progress)
     except ScoreInputError as exc:
-        raise CLIError(f"compare: {_with_hint(exc, args)}") from None
+        raise CLIError(f"compare: {_with_hint(_worded(exc), args)}") from None
     except ValueError as exc:  # `against` names A's own files and columns
         raise CLIError(f"compare: {str(exc).replace('`against`', '--against').replace('`vs`', '--vs')}") from None
     for model, rep in (("A", report.a), ("B", report.b)):
         for warning in rep.warnings:
             print(f"xent: warning: model {model}: {warning}", file=sys.stderr)
-    if args.plot:
-        try:
-            report.plot(args.plot)
-        except (ImportError, OSError) as exc:
-            raise CLIError(f"compare: --plot {args.plot}: {exc}") from None
-    try:
-        if args.json:
-            json.dump(report.to_dict(), sys.stdout, indent=2, allow_nan=False)
-            sys.stdout.write("\n")
-        else:
-            print(report.render(top=args.top))
-        sys.stdout.flush()
-    except BrokenPipeError:  # `xent compare ... | head`: the reader left, which is not an error
-        sys.stdout = None
+    write_report(report, plot=args.plot, as_json=args.json, top=args.top, prefix="compare: ")
     return 0
 
 
