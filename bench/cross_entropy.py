@@ -296,17 +296,17 @@ def main() -> None:
             peer_args = (y, x)
         dst = np.empty_like(x)
         floors = {
-            True: best_of(lambda: np.copyto(dst, x), args.repeat),
-            False: best_of(lambda: np.sum(x), args.repeat),
+            True: best_of(lambda dst=dst, x=x: np.copyto(dst, x), args.repeat),
+            False: best_of(lambda x=x: np.sum(x), args.repeat),
         }
         del dst
         for grad in (True, False):
             pass_name = "fwd+grad" if grad else "fwd"
             rows: list[tuple[str, float, str]] = []
-            t_x = best_of(lambda: xent_call(grad), args.repeat)
-            extra = peak_extra(lambda: xent_call(grad))
+            t_x = best_of(lambda grad=grad: xent_call(grad), args.repeat)
+            extra = peak_extra(lambda grad=grad: xent_call(grad))
             rows.append(("xent", t_x, f"{extra / x.nbytes:.3f} x ({extra / 2**20:.1f} MiB)"))
-            rows.append(("NumPy (obvious)", best_of(lambda: np_call(grad), args.repeat), ""))
+            rows.append(("NumPy (obvious)", best_of(lambda grad=grad: np_call(grad), args.repeat), ""))
             for name, fns in peers.items():
                 run = fns[kind](*peer_args, grad) if kind == "sparse" else fns[kind](y, x, grad)
                 rows.append((name, best_of(run, args.repeat), ""))

@@ -114,7 +114,7 @@ def worker(a) -> dict:
     exact = _reset_peak()
     grad_bytes = (hidden.numel() + weight.numel()) * hidden.element_size()
     times, cpu = [], []
-    for i in range(1 + a.repeat):
+    for _ in range(1 + a.repeat):
         hidden.grad = None
         weight.grad = None
         t, c = time.perf_counter(), time.process_time()

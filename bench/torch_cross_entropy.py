@@ -14,7 +14,7 @@ exist) above the inputs and the gradient of the logits. Also wall time and CPU
 time (process_time) of the quiet runs: on a shared machine CPU time is the
 steadier measure of work.
 
-Run: python bench/torch_cross_entropy.py [--n 4096 --c 32000 --repeat 5] [--no-load]
+Run: python bench/torch_cross_entropy.py [--n 4096 --c 32000 --repeat 5] [--no-load] [--quick]
 """
 
 from __future__ import annotations
@@ -104,10 +104,13 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-load", action="store_true", help="skip the run next to a busy process")
+    p.add_argument("--quick", action="store_true", help="N=1024, C=8000, best of 2: checks that it runs")
     p.add_argument("--memory-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     p.add_argument("--smoothing", type=float, default=0.0, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.quick:
+        a.n, a.c, a.repeat = 1024, 8000, 2
     if a.memory_worker:
         print(json.dumps(memory_worker(a)))
         return

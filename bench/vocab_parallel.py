@@ -16,7 +16,7 @@ and the all-reduce of grad_hidden (N x d, the same for every tensor-parallel
 head). Memory: peak RSS (VmHWM, reset before the variant) above the inputs, per
 rank. Time: best of --repeat after a warm-up; max over ranks.
 
-Run: python bench/vocab_parallel.py --world 2 4 [--n 4096 --d 1024 --v 32003]
+Run: python bench/vocab_parallel.py --world 2 4 [--n 4096 --d 1024 --v 32003] [--quick]
 """
 
 from __future__ import annotations
@@ -151,7 +151,10 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads per rank")
     p.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--quick", action="store_true", help="N=512, d=256, V=8003, one run: checks that it runs")
     a = p.parse_args()
+    if a.quick:
+        a.n, a.d, a.v, a.repeat = 512, 256, 8003, 1
     # Large blocks always mmapped in the ranks: freed memory leaves the RSS, so peaks are of live memory.
     os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
     print(f"vocabulary parallel, forward + backward, N = {a.n}, d = {a.d}, V = {a.v}, float32, gloo on loopback, "

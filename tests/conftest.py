@@ -9,8 +9,9 @@ wraps the arrays, options stay static) and ``backend.to_numpy`` on results.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest

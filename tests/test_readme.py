@@ -184,17 +184,6 @@ def assert_output_matches(expected: list[str], actual: str, command: str) -> Non
         assert pos == len(got), f"`{command}` printed more than the README shows:\n" + "\n".join(got[pos:])
 
 
-def _torch_fix_missing() -> bool:
-    """True while this checkout lacks the torch face's fix for issue 11 (expires by itself when it lands)."""
-    import xent.torch
-
-    try:
-        xent.torch.LinearCrossEntropyLoss(ignore_index=-100)
-    except TypeError:
-        return True
-    return False
-
-
 # ---- the tests ----------------------------------------------------------------------------------------
 
 
@@ -205,10 +194,6 @@ def test_readme_block_runs_as_written(block, workdir):
         script.write_text(block.body)
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=workdir,
                               env=_env(), timeout=300)
-        if proc.returncode != 0 and "xent.torch.LinearCrossEntropyLoss(" in block.body and _torch_fix_missing():
-            pytest.xfail("the PyTorch section is being rewritten with the torch face's fix of issue 11 "
-                         "(LinearCrossEntropyLoss(ignore_index=...) raises TypeError here); once that fix is in "
-                         "this checkout, this block must run like every other")
         assert proc.returncode == 0, f"README line {block.line}:\n{block.body}\n{proc.stdout}\n{proc.stderr}"
         return
     for command, expected in _commands(block):

@@ -4,6 +4,7 @@ The whole cross-entropy family, exact and numerically stable, on NumPy,
 PyTorch and JAX arrays. See the README for the conventions table.
 """
 
+from xent.engine import get_num_threads, set_num_threads
 from xent.information import cross_entropy, entropy, js_divergence, kl_divergence
 from xent.losses import (
     binary_cross_entropy,
@@ -14,7 +15,6 @@ from xent.losses import (
     siglip_loss,
     sparse_categorical_cross_entropy,
 )
-from xent.engine import get_num_threads, set_num_threads
 from xent.primitives import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
 
 __version__ = "0.1.0"

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from xent._lib.namespace import accumulate_sum, as_float_array, get_namespace, scalar, to_result
+from xent._lib.typing import Array, ArrayLike
 from xent._lib.validation import check_base, check_values_in, log_base, normalize_axis
 from xent.primitives import _xlogy
 
@@ -69,7 +70,7 @@ def _rel_entr(p: Any, q: Any, xp: Any) -> Any:
     return xp.where(p0, xp.zeros_like(p), value)
 
 
-def entropy(p: Any, /, *, axis: int = -1, base: float | None = None) -> Any:
+def entropy(p: ArrayLike, /, *, axis: int = -1, base: float | None = None) -> Array:
     r"""Shannon entropy of the distribution ``p`` along ``axis``.
 
     .. math:: H(p) = -\sum_i p_i \log p_i, \qquad 0 \log 0 = 0
@@ -118,7 +119,7 @@ def entropy(p: Any, /, *, axis: int = -1, base: float | None = None) -> Any:
     return _finish(-_xlogy(p, p, xp), xp, ax, b)
 
 
-def cross_entropy(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None) -> Any:
+def cross_entropy(p: ArrayLike, q: ArrayLike, /, *, axis: int = -1, base: float | None = None) -> Array:
     r"""Cross-entropy :math:`H(p, q)` of the model ``q`` relative to the true distribution ``p``.
 
     .. math:: H(p, q) = -\sum_i p_i \log q_i = H(p) + D_{KL}(p \,\|\, q)
@@ -158,7 +159,7 @@ def cross_entropy(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     return _finish(terms, xp, ax, b)
 
 
-def kl_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None) -> Any:
+def kl_divergence(p: ArrayLike, q: ArrayLike, /, *, axis: int = -1, base: float | None = None) -> Array:
     r"""Kullback-Leibler divergence :math:`D_{KL}(p \,\|\, q)` along ``axis``.
 
     .. math:: D_{KL}(p \,\|\, q) = \sum_i p_i \log \frac{p_i}{q_i} = H(p, q) - H(p)
@@ -205,7 +206,7 @@ def kl_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     return _finish(_rel_entr(p, q, xp), xp, ax, b)
 
 
-def js_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None) -> Any:
+def js_divergence(p: ArrayLike, q: ArrayLike, /, *, axis: int = -1, base: float | None = None) -> Array:
     r"""Jensen-Shannon divergence of ``p`` and ``q`` along ``axis``.
 
     .. math::

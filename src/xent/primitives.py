@@ -21,6 +21,7 @@ from xent._lib.namespace import (
     scalar,
     to_result,
 )
+from xent._lib.typing import Array, ArrayLike
 from xent._lib.validation import normalize_axis
 
 __all__ = ["log_sigmoid", "log_softmax", "logsumexp", "sigmoid", "softmax"]
@@ -145,7 +146,7 @@ def _along_axis(op: str, x: Any, axis: Any) -> tuple[Any, Any]:
     return xp.astype(out, dtype, copy=False), xp
 
 
-def logsumexp(x: Any, /, *, axis: int = -1) -> Any:
+def logsumexp(x: ArrayLike, /, *, axis: int = -1) -> Array:
     r"""Log of the sum of exponentials along ``axis``, without overflow.
 
     .. math:: \operatorname{lse}(x) = m + \log \sum_j e^{x_j - m}, \quad m = \max_j x_j
@@ -178,7 +179,7 @@ def logsumexp(x: Any, /, *, axis: int = -1) -> Any:
     return to_result(out, xp)
 
 
-def log_softmax(x: Any, /, *, axis: int = -1) -> Any:
+def log_softmax(x: ArrayLike, /, *, axis: int = -1) -> Array:
     r"""Log of the softmax along ``axis``: :math:`x_i - \operatorname{lse}(x)`.
 
     Finite for any finite input, however large (``softmax`` may underflow to 0,
@@ -193,7 +194,7 @@ def log_softmax(x: Any, /, *, axis: int = -1) -> Any:
     return _along_axis("log_softmax", x, axis)[0]
 
 
-def softmax(x: Any, /, *, axis: int = -1) -> Any:
+def softmax(x: ArrayLike, /, *, axis: int = -1) -> Array:
     r"""Softmax along ``axis``: :math:`e^{x_i - m} / \sum_j e^{x_j - m}`.
 
     Turns logits into probabilities that sum to 1 along ``axis``. Subtracting the
@@ -208,7 +209,7 @@ def softmax(x: Any, /, *, axis: int = -1) -> Any:
     return _along_axis("softmax", x, axis)[0]
 
 
-def sigmoid(x: Any, /) -> Any:
+def sigmoid(x: ArrayLike, /) -> Array:
     r"""Logistic sigmoid :math:`1 / (1 + e^{-x})`, elementwise, without overflow.
 
     Equals ``scipy.special.expit``.
@@ -224,7 +225,7 @@ def sigmoid(x: Any, /) -> Any:
     return to_result(_sigmoid(x, xp), xp)
 
 
-def log_sigmoid(x: Any, /) -> Any:
+def log_sigmoid(x: ArrayLike, /) -> Array:
     r"""Log of the sigmoid, :math:`-\log(1 + e^{-x})`, exact for large ``|x|``.
 
     ``log_sigmoid(-x)`` is ``log(1 - sigmoid(x))``. Equals ``scipy.special.log_expit``.

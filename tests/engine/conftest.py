@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from xent.engine import _layout, _threads
+from xent._lib import threads
+from xent.engine import _layout
 
 
 @pytest.fixture(autouse=True)
 def small_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_layout, "TILE_ELEMENTS", 64)
-    monkeypatch.setitem(_threads._state, "n", 2)
+    monkeypatch.setitem(threads._state, "n", 2)  # was _threads._state, which nothing read

@@ -11,11 +11,12 @@ import itertools
 import numpy as np
 import pytest
 
-import _engine_ref as ref
 import xent
-from _engine_ref import assert_close
 from xent import engine
 from xent._lib import threads as _threads
+
+import _engine_ref as ref
+from _engine_ref import assert_close
 
 OPS = ("logsumexp", "log_softmax", "softmax", "sparse_categorical_cross_entropy", "categorical_cross_entropy",
        "binary_cross_entropy")
@@ -26,14 +27,18 @@ calls: dict[str, int] = {}
 def spy(monkeypatch):
     """Count, per engine function, the calls that returned a result (the engine took the input)."""
     calls.clear()
-    for name in OPS:
-        def counted(*args, _fn=getattr(engine, name), _name=name, **kwargs):
-            out = _fn(*args, **kwargs)
+
+    def counting(name, fn):
+        def counted(*args, **kwargs):
+            out = fn(*args, **kwargs)
             if out is not None:
-                calls[_name] = calls.get(_name, 0) + 1
+                calls[name] = calls.get(name, 0) + 1
             return out
 
-        monkeypatch.setattr(engine, name, counted)
+        return counted
+
+    for name in OPS:
+        monkeypatch.setattr(engine, name, counting(name, getattr(engine, name)))
 
 
 def _calls(op):

@@ -9,13 +9,14 @@ fallback where it claims exactness. Tolerance: 1e-6 relative (float32), 1e-12
 
 from __future__ import annotations
 
-import _truth
 import numpy as np
 import pytest
 from test_native import ISAS, assert_rows, assert_values, nat
 
 import xent
 from xent import engine
+
+import _truth
 
 pytestmark = pytest.mark.skipif(nat is None, reason="the native extension is not built")
 N_CASES = int(__import__("os").environ.get("XENT_SWEEP_CASES", "40"))

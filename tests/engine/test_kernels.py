@@ -7,11 +7,12 @@ import itertools
 import numpy as np
 import pytest
 
-import _engine_ref as ref
-from _engine_ref import assert_close
 from xent.engine._binary import binary_ce
 from xent.engine._crossentropy import categorical_ce, sparse_ce
 from xent.engine._softmax import softmax_family
+
+import _engine_ref as ref
+from _engine_ref import assert_close
 
 DTYPES = [np.float32, np.float64]
 
@@ -79,7 +80,7 @@ OPTIONS = list(itertools.product(["mean", "sum", "none"], [0.0, 0.2], [False, Tr
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sparse_every_option(dtype, rng):
-    for name, x, axis in _cases(rng):
+    for _name, x, axis in _cases(rng):
         x = x.astype(dtype)
         y = _labels(rng, x, axis)
         c = x.shape[axis]
@@ -129,7 +130,7 @@ def test_sparse_without_ignore_index(rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_categorical_every_option(dtype, rng):
-    for name, x, axis in _cases(rng):
+    for _name, x, axis in _cases(rng):
         x = x.astype(dtype)
         t = rng.uniform(0, 1, x.shape)
         t[t < 0.3] = 0.0  # exact zeros, as in one-hot or sparse soft targets

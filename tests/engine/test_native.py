@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tracemalloc
 
-import _truth
 import numpy as np
 import pytest
 
@@ -21,6 +20,8 @@ import xent
 from xent import engine
 from xent._lib import threads as _threads
 from xent._lib.native import native
+
+import _truth
 
 nat = native()
 pytestmark = pytest.mark.skipif(nat is None, reason="the native extension is not built")

@@ -67,7 +67,10 @@ def test_siglip_equals_the_formula_and_its_gradient(rng, confident):
         np.testing.assert_allclose(xent.siglip_loss(x, y, scale=s, bias=b, reduction=reduction), want, rtol=1e-12)
     np.testing.assert_allclose(xent.siglip_loss(x, y, scale=s, bias=b, base=2), per.mean() / math.log(2), rtol=1e-12)
     _, (dx, dy, ds, db) = xent.siglip_loss(x, y, scale=s, bias=b, return_grad=True)
-    mean = lambda x_, y_, s_, b_: _siglip_reference(x_, y_, s_, b_).mean()
+
+    def mean(x_, y_, s_, b_):
+        return _siglip_reference(x_, y_, s_, b_).mean()
+
     np.testing.assert_allclose(dx, _numeric_grad(lambda a: mean(a, y, s, b), x), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(dy, _numeric_grad(lambda a: mean(x, a, s, b), y), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(ds, _numeric_grad(lambda a: mean(x, y, a, b), s), rtol=1e-6, atol=1e-8)
@@ -84,7 +87,10 @@ def test_clip_equals_the_formula_and_its_gradient(rng, confident, e):
         np.testing.assert_allclose(xent.clip_loss(x, y, scale=s, label_smoothing=e, reduction=reduction), want,
                                    rtol=1e-12, atol=1e-300)
     _, (dx, dy, ds) = xent.clip_loss(x, y, scale=s, label_smoothing=e, return_grad=True)
-    mean = lambda x_, y_, s_: _clip_reference(x_, y_, s_, e).mean()
+
+    def mean(x_, y_, s_):
+        return _clip_reference(x_, y_, s_, e).mean()
+
     np.testing.assert_allclose(dx, _numeric_grad(lambda a: mean(a, y, s), x), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(dy, _numeric_grad(lambda a: mean(x, a, s), y), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(ds, _numeric_grad(lambda a: mean(x, y, a), s), rtol=1e-6, atol=1e-8)
@@ -101,8 +107,12 @@ def test_confident_pairs_keep_their_digits():
     assert 0 < clip[0] < 1e-33
 
 
-SIGLIP = lambda x, y, s, b, **o: xent.siglip_loss(x, y, scale=s, bias=b, **o)
-CLIP = lambda x, y, s, b, **o: xent.clip_loss(x, y, scale=s, label_smoothing=0.1, **o)
+def SIGLIP(x, y, s, b, **o):
+    return xent.siglip_loss(x, y, scale=s, bias=b, **o)
+
+
+def CLIP(x, y, s, b, **o):
+    return xent.clip_loss(x, y, scale=s, label_smoothing=0.1, **o)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
@@ -141,7 +151,10 @@ def test_jax_grad_equals_return_grad(rng, fn, jit):
     x, y = _data(rng)
     args = [jnp.asarray(a) for a in (x, y, 1.3, -0.7)]
     auto = jax.grad(lambda *a: fn(*a), argnums=(0, 1, 2, 3))
-    analytic = lambda *a: fn(*a, return_grad=True)[1]
+
+    def analytic(*a):
+        return fn(*a, return_grad=True)[1]
+
     if jit:
         auto, analytic = jax.jit(auto), jax.jit(analytic)
     got, want = analytic(*args), auto(*args)

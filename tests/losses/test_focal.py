@@ -1,9 +1,16 @@
-"""Focal losses at the edges: 0 < gamma < 1 where a probability is exactly 1, and traced gamma/alpha."""
+"""xent.binary_focal_cross_entropy and xent.categorical_focal_cross_entropy: start here.
+
+The formulas against torchvision's and by hand, the edges (0 < gamma < 1 where a probability is
+exactly 1), traced gamma/alpha. optax's sigmoid_focal_loss: test_binary.py; every backend:
+test_loss_backends.py.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 import xent
 
@@ -137,3 +144,56 @@ def test_gamma_and_alpha_array_errors():
     t, q = np.eye(3)[:2], np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
     np.testing.assert_allclose(xent.categorical_focal_cross_entropy(t, q, alpha=np.float32(0.5)),
                                0.5 * xent.categorical_focal_cross_entropy(t, q), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- the formulas (torchvision's)
+
+
+def T(x):
+    return torch.as_tensor(np.asarray(x))
+
+
+def _torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0):
+    # torchvision.ops.sigmoid_focal_loss, reduction="none" (no CPU torchvision wheel here).
+    p = torch.sigmoid(inputs)
+    ce = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+        loss = alpha_t * loss
+    return loss
+
+
+@pytest.mark.parametrize("alpha", [None, 0.25, 0.9])
+@pytest.mark.parametrize("gamma", [0.5, 2.0, 3.0])
+def test_binary_focal_matches_torchvision_formula(rng, alpha, gamma):
+    z = rng.normal(size=(3, 7)) * 3
+    y = rng.random((3, 7))  # soft targets work in torchvision's formula too
+    ref = _torchvision_sigmoid_focal_loss(T(z), T(y), alpha=-1 if alpha is None else alpha, gamma=gamma)
+    got = xent.binary_focal_cross_entropy(y, z, from_logits=True, gamma=gamma, alpha=alpha, reduction="none")
+    np.testing.assert_allclose(got, ref.numpy(), rtol=1e-12)
+    got_p = xent.binary_focal_cross_entropy(y, 1 / (1 + np.exp(-z)), gamma=gamma, alpha=alpha, reduction="none")
+    np.testing.assert_allclose(got_p, ref.numpy(), rtol=1e-9)
+
+
+def test_categorical_focal_formula_and_gamma_zero(rng):
+    z = rng.normal(size=(5, 4)) * 2
+    t = rng.dirichlet(np.ones(4), size=5)
+    w = rng.uniform(0.5, 2, size=4)
+    alpha = rng.uniform(0.1, 1, size=4)
+    p = torch.softmax(T(z), dim=-1)
+    ref = -(T(alpha) * T(w) * T(t) * (1 - p) ** 2.0 * torch.log(p)).sum(-1)
+    got = xent.categorical_focal_cross_entropy(t, z, from_logits=True, alpha=alpha, class_weights=w, reduction="none")
+    np.testing.assert_allclose(got, ref.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        xent.categorical_focal_cross_entropy(t, z, from_logits=True, gamma=0.0, class_weights=w),
+        xent.categorical_cross_entropy(t, z, from_logits=True, class_weights=w),
+        rtol=1e-13,
+    )
+    np.testing.assert_allclose(
+        xent.binary_focal_cross_entropy(t[:, 0], z[:, 0], from_logits=True, gamma=0.0, pos_weight=2.0),
+        xent.binary_cross_entropy(t[:, 0], z[:, 0], from_logits=True, pos_weight=2.0),
+        rtol=1e-13,
+    )
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 import xent.torch as xt
+
 from xtorch_helpers import assert_close, make_problem
 
 

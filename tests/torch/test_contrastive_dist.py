@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from dist_harness import run_distributed
 
 SIZES = {2: (5, 3), 4: (3, 1, 4, 2)}  # uneven local batches

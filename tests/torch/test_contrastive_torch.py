@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from xtorch_helpers import assert_close
 
 import xent
 import xent.torch as xt
+
+from xtorch_helpers import assert_close
 
 
 def _pairs(n, d, *, dtype=torch.float64, seed=0, confident=False):

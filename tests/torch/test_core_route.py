@@ -11,7 +11,8 @@ import torch.nn.functional as F
 import xent
 import xent.torch._route as route
 from xent.engine import use_engine
-from xent.torch._reference import _reference_cross_entropy
+
+from torch_reference import _reference_cross_entropy
 from xtorch_helpers import assert_close
 
 REDUCTIONS = ["mean", "sum", "none"]
@@ -77,6 +78,50 @@ def test_every_option_equals_generic_path_float64(routed, shape, axis):
         assert d1.shape == z.shape and d1.dtype == z.dtype
         assert_close(d1, d2, rtol=1e-12, atol=1e-14)
     assert routed and all(routed)  # every call above was served by the torch kernels
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_every_option_in_low_precision_equals_generic_path_and_torch(routed, dtype):
+    """float32 / bfloat16, every option: the routed loss and both gradients equal the generic path's,
+    and F.cross_entropy's float64 autograd on the same values where torch has the options (no sample
+    weights), within 1e-6 (float32) or two roundings of bfloat16 of the largest entry."""
+    z, y, c, g = _problem((12, 7), -1, dtype=dtype)
+    z64 = z.detach().double().requires_grad_()
+    cw = torch.rand(c, generator=g, dtype=torch.float64) + 0.1
+    sw = torch.rand(y.shape, generator=g, dtype=torch.float64)
+    sw[1] = 0.0
+    rel = 1e-6 if dtype == torch.float32 else 2 * torch.finfo(dtype).eps
+
+    def close(a, b):
+        assert a.dtype == dtype
+        tol = rel * max(b.double().abs().max().item(), 1e-30)
+        assert (a.double() - b.double()).abs().max().item() <= tol, (a, b)
+
+    for ignore, e, w, s, reduction in itertools.product([None, 2], [0.0, 0.3], [None, cw], [None, sw], REDUCTIONS):
+        labels = y.clone()
+        if ignore is not None:
+            labels[::4] = ignore
+        kw = dict(from_logits=True, ignore_index=ignore, label_smoothing=e, reduction=reduction,
+                  class_weights=None if w is None else w.to(dtype), weights=None if s is None else s.to(dtype))
+        out, ref = _both(lambda kw=kw, labels=labels: xent.sparse_categorical_cross_entropy(labels, z, **kw))
+        close(out, ref)
+        up = torch.linspace(-1, 2, out.numel(), dtype=torch.float64).reshape(out.shape)
+        (g1,) = torch.autograd.grad(out, z, up.to(dtype))
+        (g2,) = torch.autograd.grad(ref, z, up.to(dtype))
+        close(g1, g2)
+        with torch.no_grad():
+            (l1, d1), (l2, d2) = _both(
+                lambda kw=kw, labels=labels: xent.sparse_categorical_cross_entropy(labels, z, return_grad=True, **kw))
+        close(l1, l2)
+        close(d1, d2)
+        if s is None:  # torch's own loss, float64 on the same values: the truth both round
+            truth = F.cross_entropy(z64, labels, weight=None if w is None else w.to(dtype).double(),
+                                    ignore_index=-100 if ignore is None else ignore, label_smoothing=e,
+                                    reduction=reduction)
+            (gt,) = torch.autograd.grad(truth, z64, up)
+            close(out, truth)
+            close(g1, gt)
+    assert routed and all(routed)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import xent.torch as xt
+
 from xtorch_helpers import assert_close, make_problem
 
 

@@ -44,7 +44,8 @@ def _body(rank, world, sizes):
     import torch.nn.functional as F
 
     import xent.torch as xt
-    from xent.torch._reference import _reference_linear_cross_entropy
+
+    from torch_reference import _reference_linear_cross_entropy
 
     group = dist.group.WORLD
     lo, hi = sum(sizes[:rank]), sum(sizes[: rank + 1])
@@ -81,7 +82,13 @@ def _body(rank, world, sizes):
             note("fused grad bias shard", got[2], want[2][lo:hi])
         # the obvious code: the materialised formula
         obvious = _reference_linear_cross_entropy(hf, wf, target, bias=bf, **kw)
+        plain = _grads(obvious, [x for x in (hf, wf, bf) if x is not None], up)
         note("obvious loss", out, obvious)
+        note("obvious grad hidden", got[0], plain[0])
+        if hi > lo:
+            note("obvious grad weight shard", got[1], plain[1][lo:hi])
+        if b is not None and hi > lo:
+            note("obvious grad bias shard", got[2], plain[2][lo:hi])
         # materialised logit shards
         z = (hidden @ weight.T + (0 if b is None else b)).detach()
         zs = z[:, lo:hi].clone().requires_grad_()
@@ -118,6 +125,25 @@ def _body(rank, world, sizes):
     (full,) = torch.autograd.grad(xt.linear_cross_entropy(hf, weight, target, label_smoothing=0.1), hf)
     note("partial hidden grads sum to the full one", total, full)
     worst["partial differs from full"] = _err(partial, full) if world > 1 else 1.0
+
+    # a subgroup, where the group rank is not the global rank: 4 processes form {0, 2} and {1, 3}
+    if world == 4:
+        pairs = [dist.new_group([0, 2]), dist.new_group([1, 3])]
+        sub = pairs[rank % 2]
+        r = dist.get_rank(sub)
+        cut = 7  # uneven: 7 and 4 classes
+        h = hidden.clone().requires_grad_()
+        ws = weight[:cut].clone() if r == 0 else weight[cut:].clone()
+        ws.requires_grad_()
+        out = xt.linear_cross_entropy(h, ws, target, group=sub, label_smoothing=0.1, class_weights=cw)
+        gh, gw = torch.autograd.grad(out, (h, ws))
+        hf = hidden.clone().requires_grad_()
+        wf = weight.clone().requires_grad_()
+        ref = xt.linear_cross_entropy(hf, wf, target, label_smoothing=0.1, class_weights=cw)
+        rh, rw = torch.autograd.grad(ref, (hf, wf))
+        note("subgroup loss", out, ref)
+        note("subgroup grad hidden", gh, rh)
+        note("subgroup grad weight shard", gw, rw[:cut] if r == 0 else rw[cut:])
 
     # bfloat16: the documented tolerances of the fused loss
     h16 = hidden.to(torch.bfloat16).requires_grad_()

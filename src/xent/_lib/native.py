@@ -10,6 +10,7 @@ RuntimeWarning naming the rebuild command.
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from types import ModuleType
@@ -28,7 +29,7 @@ def native() -> ModuleType | None:
     module: ModuleType | None = None
     if os.environ.get("XENT_NATIVE", "1") != "0":
         try:
-            from xent import _native as module
+            module = importlib.import_module("xent._native")  # loaded on first use; may be absent (XENT_NATIVE=0 path)
         except ImportError as exc:
             warnings.warn(
                 f"xent runs without its native kernels ({exc}); results are the same but slower. "

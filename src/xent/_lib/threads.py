@@ -7,11 +7,12 @@ In order of precedence: :func:`set_num_threads`, the environment variable
 from __future__ import annotations
 
 import os
-from typing import Any
+
+from xent._lib.validation import check_count
 
 __all__ = ["get_num_threads", "set_num_threads"]
 
-_state: dict[str, Any] = {"n": None}
+_state: dict[str, int | None] = {"n": None}
 
 
 def _cpu_count() -> int:
@@ -19,12 +20,6 @@ def _cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not every platform has sched_getaffinity
         return max(1, os.cpu_count() or 1)
-
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
-    return value
 
 
 def set_num_threads(n: int, /) -> None:
@@ -40,7 +35,7 @@ def set_num_threads(n: int, /) -> None:
     >>> xent.get_num_threads()
     2
     """
-    _state["n"] = _check_count("n", n)
+    _state["n"] = check_count("n", n)
 
 
 def get_num_threads() -> int:
@@ -49,13 +44,14 @@ def get_num_threads() -> int:
     :func:`set_num_threads` if it was called, else ``XENT_NUM_THREADS`` if set,
     else the number of CPUs this process may run on.
     """
-    if _state["n"] is not None:
-        return _state["n"]
+    chosen = _state["n"]
+    if chosen is not None:
+        return chosen
     env = os.environ.get("XENT_NUM_THREADS")
     if env:
         try:
             value = int(env)
         except ValueError:
             value = 0
-        return _check_count("XENT_NUM_THREADS", value if value >= 1 else env)
+        return check_count("XENT_NUM_THREADS", value if value >= 1 else env)
     return _cpu_count()

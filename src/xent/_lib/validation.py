@@ -21,6 +21,7 @@ from xent._lib.namespace import is_traced, to_numpy
 __all__ = [
     "check_base",
     "check_choice",
+    "check_count",
     "check_fraction",
     "check_index",
     "check_integer_dtype",
@@ -42,13 +43,26 @@ def check_choice(name: str, value: Any, literal: Any) -> str:
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
         raise ValueError(f"`{name}` must be one of {choices}, got {value!r}")
-    return value
+    return str(value)
 
 
 def _real_number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"`{name}` must be a real number, got {value!r} of type {type(value).__name__}")
     return float(value)
+
+
+def check_count(name: str, value: Any, *, or_none: bool = False) -> int:
+    """A count or a size: an integer >= 1 (a Python int or a NumPy integer; not a bool), as an int.
+
+    The one home of the rule "an integer >= 1" (see :mod:`xent._lib.rules`). ``or_none`` is for
+    options where None means "the default" (the caller handles None first): the message then
+    says ``None or an integer >= 1``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        what = "None or an integer >= 1" if or_none else "an integer >= 1"
+        raise ValueError(f"`{name}` must be {what}, got {value!r}")
+    return int(value)
 
 
 def check_fraction(name: str, value: Any) -> float:

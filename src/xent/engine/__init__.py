@@ -41,11 +41,12 @@ import numpy as np
 from xent._lib.native import native
 from xent._lib.validation import check_choice
 from xent.engine import _compiled
+from xent.engine._layout import SoftmaxKind
 from xent.engine._threads import get_num_threads, set_num_threads
 
 EngineName = Literal["auto", "reference"]
 Array = np.ndarray
-LossAndGrad = tuple[np.ndarray, "np.ndarray | None"]
+LossAndGrad = tuple[np.ndarray, np.ndarray | None]
 
 __all__ = [
     "MIN_ELEMENTS",
@@ -106,11 +107,7 @@ def _kernels() -> Any:
     return None if nat is None else nat.engine
 
 
-def _declined(out: Any) -> Any:
-    return None if out is NotImplemented else out
-
-
-def _softmax_family(x: Any, axis: int, kind: str, out: Array | None) -> Array | None:
+def _softmax_family(x: Any, axis: int, kind: SoftmaxKind, out: Array | None) -> Array | None:
     if not _takes(x, axis):
         return None
     nat = _kernels()
@@ -118,7 +115,7 @@ def _softmax_family(x: Any, axis: int, kind: str, out: Array | None) -> Array | 
         return _compiled.softmax_family(nat, x, axis, kind, out)
     from xent.engine._softmax import softmax_family  # start-up time: loaded only without the extension
 
-    res = _declined(softmax_family(x, axis, kind))
+    res = softmax_family(x, axis, kind)
     if res is not None and out is not None:
         np.copyto(out, res)
         res = out
@@ -140,7 +137,7 @@ def softmax(x: Any, axis: int, *, out: Array | None = None) -> Array | None:
     return _softmax_family(x, axis, "softmax", out)
 
 
-def _with_grad_out(res: Any, grad_out: Array | None) -> Any:
+def _with_grad_out(res: LossAndGrad | None, grad_out: Array | None) -> LossAndGrad | None:
     if res is None or grad_out is None or res[1] is None:
         return res
     np.copyto(grad_out, res[1])
@@ -180,7 +177,7 @@ def sparse_categorical_cross_entropy(
         return _compiled.sparse_ce(nat, logits, labels, grad_out=grad_out, **opts)
     from xent.engine._crossentropy import sparse_ce  # start-up time: loaded only without the extension
 
-    return _with_grad_out(_declined(sparse_ce(logits, np.asarray(labels), **opts)), grad_out)
+    return _with_grad_out(sparse_ce(logits, np.asarray(labels), **opts), grad_out)
 
 
 def categorical_cross_entropy(
@@ -210,7 +207,7 @@ def categorical_cross_entropy(
         return _compiled.categorical_ce(nat, logits, targets, grad_out=grad_out, **opts)
     from xent.engine._crossentropy import categorical_ce  # start-up time: loaded only without the extension
 
-    return _with_grad_out(_declined(categorical_ce(logits, np.asarray(targets), **opts)), grad_out)
+    return _with_grad_out(categorical_ce(logits, np.asarray(targets), **opts), grad_out)
 
 
 def binary_cross_entropy(
@@ -239,4 +236,4 @@ def binary_cross_entropy(
         return _compiled.binary_ce(nat, y_true, logits, grad_out=grad_out, **opts)
     from xent.engine._binary import binary_ce  # start-up time: loaded only without the extension
 
-    return _with_grad_out(_declined(binary_ce(np.asarray(y_true), logits, **opts)), grad_out)
+    return _with_grad_out(binary_ce(np.asarray(y_true), logits, **opts), grad_out)

@@ -12,10 +12,12 @@ overflows. Elements are processed in cache-sized tiles on the engine's threads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from xent._lib.rules import mean_factor, weighted_mean
 from xent.engine import _layout
 from xent.engine._threads import parallel_for
 
@@ -48,13 +50,13 @@ def binary_ce(
     label_smoothing: float,
     reduction: str,
     return_grad: bool,
-) -> Any:
+) -> tuple[np.ndarray, np.ndarray | None] | None:
     shape, dtype, e = logits.shape, logits.dtype, float(label_smoothing)
     z2, y2 = _as_2d(logits, shape), _as_2d(y_true, shape)
     s2 = None if weights is None else _as_2d(weights, shape)
     p2 = None if pos_weight is None else _as_2d(pos_weight, shape)
     if z2 is None or y2 is None or (weights is not None and s2 is None) or (pos_weight is not None and p2 is None):
-        return NotImplemented
+        return None
     rows, last = z2.shape
     step_r = max(1, _layout.TILE_ELEMENTS // max(last, 1))
     step_c = min(last, _layout.TILE_ELEMENTS)
@@ -65,7 +67,7 @@ def binary_ce(
     ]
     if reduction == "mean":
         denom = float(z2.size) if s2 is None else float(np.sum(s2, dtype=np.float64))
-        factor = 1.0 / denom if denom != 0 else 0.0
+        factor = mean_factor(denom)
     else:
         denom, factor = 1.0, 1.0
     out = np.empty(shape, dtype) if reduction == "none" else None
@@ -75,7 +77,7 @@ def binary_ce(
     totals = np.zeros(len(tl))
     big = step_r * step_c
 
-    def make_worker():  # noqa: ANN202 - a closure factory for parallel_for
+    def make_worker() -> Callable[[int], None]:
         bufs = np.empty((5, big), dtype)
         mask = np.empty(big, bool)
 
@@ -141,9 +143,7 @@ def binary_ce(
         return work
 
     parallel_for(len(tl), make_worker)
-    if reduction == "none":
+    if out is not None:  # reduction "none"
         return out, grad
     total = float(totals.sum())
-    if reduction == "sum":
-        return np.asarray(total, dtype), grad
-    return np.asarray(total / denom if denom != 0 else 0.0, dtype), grad
+    return np.asarray(total if reduction == "sum" else weighted_mean(total, denom), dtype), grad

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from xent._lib.rules import mean_factor, weighted_mean
 from xent._lib.threads import get_num_threads
 from xent.engine._layout import view_as as _view
 
@@ -72,13 +73,12 @@ def _class_weights(w: Any, c: int, dtype: Any) -> np.ndarray | None:
     return None if w is None else np.ascontiguousarray(np.asarray(w).reshape(c), dtype=dtype)
 
 
-def _finish(total: float, denom: float, reduction: str, loss2: np.ndarray | None, shape: tuple[int, ...], dtype: Any):
-    if reduction == "none":
+def _finish(
+    total: float, denom: float, reduction: str, loss2: np.ndarray | None, shape: tuple[int, ...], dtype: Any
+) -> np.ndarray:
+    if loss2 is not None:  # reduction "none"
         return loss2.reshape(shape)
-    if reduction == "sum":
-        return np.asarray(total, dtype)
-    # Every example ignored or zero total weight: the mean is 0 (xent.losses._reduce).
-    return np.asarray(total / denom if denom != 0 else 0.0, dtype)
+    return np.asarray(total if reduction == "sum" else weighted_mean(total, denom), dtype)
 
 
 def softmax_family(nat: Any, x: np.ndarray, axis: int, kind: str, out: np.ndarray | None = None) -> np.ndarray:
@@ -98,7 +98,7 @@ def _softmax_loss(
     return_grad: bool, grad_out: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """What the softmax losses share: outputs, ``run(factor, grad3, loss2) -> sum``, the reduction."""
-    factor = 1.0 / denom if denom != 0 else 0.0  # d result / d (s l)
+    factor = mean_factor(denom)  # d result / d (s l)
     grad, g3 = _output(logits, dims, grad_out, "grad_out") if return_grad else (None, None)
     loss2 = np.empty((dims[0], dims[2]), logits.dtype) if reduction == "none" else None
     total = run(factor, g3, loss2)
@@ -205,13 +205,9 @@ def binary_ce(
     denom = 1.0
     if reduction == "mean":
         denom = float(logits.size) if sw is None else float(np.sum(np.broadcast_to(weights, shape), dtype=np.float64))
-    factor = 1.0 / denom if denom != 0 else 0.0
+    factor = mean_factor(denom)
     grad, g2 = _output(logits, z2.shape, grad_out, "grad_out") if return_grad else (None, None)
     loss = np.empty(shape, dtype) if reduction == "none" else None
     l2 = None if loss is None else loss.reshape(z2.shape)
     total = nat.binary(z2, y2, sw, pw, float(label_smoothing), factor, g2, l2, get_num_threads())
-    if reduction == "none":
-        return loss, grad
-    if reduction == "sum":
-        return np.asarray(total, dtype), grad
-    return np.asarray(total / denom if denom != 0 else 0.0, dtype), grad
+    return _finish(total, denom, reduction, loss, shape, dtype), grad

@@ -11,11 +11,14 @@ kernel makes its passes over it.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-__all__ = ["Tile", "as_3d", "rows_of", "tiles", "view_as"]
+__all__ = ["SoftmaxKind", "Tile", "as_3d", "rows_of", "tiles", "view_as"]
+
+#: What a softmax-family kernel returns for each class vector.
+SoftmaxKind = Literal["logsumexp", "log_softmax", "softmax"]
 
 # Elements per tile: 256k float32 = 1 MiB, in L2/L3 between passes; smaller tiles measured slower
 # (per-tile Python overhead of the NumPy kernels dominates below ~64k elements).

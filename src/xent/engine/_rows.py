@@ -24,9 +24,11 @@ def rowsum(e: np.ndarray) -> np.ndarray:
     """Sum over axis 1 as float64."""
     if e.ndim == 2:
         # Contiguous-axis reduction is pairwise in NumPy: error ~ log2(C) ulp, no float64 copy needed.
-        return np.add.reduce(e, axis=1).astype(np.float64)
+        pairwise: np.ndarray = np.add.reduce(e, axis=1)
+        return pairwise.astype(np.float64)
     # Across a strided axis NumPy adds naively; accumulate in float64 so 1e5 float32 terms keep 1e-7.
-    return np.add.reduce(e, axis=1, dtype=np.float64)
+    accumulated: np.ndarray = np.add.reduce(e, axis=1, dtype=np.float64)
+    return accumulated
 
 
 def _limits(dtype: np.dtype, n_classes: int) -> tuple[float, float]:
@@ -54,5 +56,5 @@ def exp_rows(xb: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 
 def log_sum(s: np.ndarray, m: np.ndarray | None) -> np.ndarray:
     """``log(s) + m`` in float64 (0 sums give -inf without a warning)."""
-    lse = np.log(s)  # callers run under np.errstate(all="ignore") (see parallel_for)
+    lse: np.ndarray = np.log(s)  # callers run under np.errstate(all="ignore") (see parallel_for)
     return lse if m is None else lse + m

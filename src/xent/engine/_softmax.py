@@ -7,24 +7,21 @@ place: ``softmax = e * (1 / s)``, ``log_softmax = x - (log s + m)``.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
 
 import numpy as np
 
-from xent.engine._layout import as_3d, col, per_row, rows_of, tiles
+from xent.engine._layout import SoftmaxKind, as_3d, col, per_row, rows_of, tiles
 from xent.engine._rows import exp_rows, log_sum
 from xent.engine._threads import parallel_for
 
 __all__ = ["softmax_family"]
 
-Kind = Literal["logsumexp", "log_softmax", "softmax"]
-
-
-def softmax_family(x: np.ndarray, axis: int, kind: Kind) -> np.ndarray:
-    """``kind`` of ``x`` along ``axis``; NotImplemented for layouts that would need a copy."""
+def softmax_family(x: np.ndarray, axis: int, kind: SoftmaxKind) -> np.ndarray | None:
+    """``kind`` of ``x`` along ``axis``; None for layouts that would need a copy."""
     x3 = as_3d(x, axis)
     if x3 is None:
-        return NotImplemented
+        return None
     o, c, i = x3.shape
     dtype = x.dtype
     ts = tiles(o, c, i)
@@ -36,13 +33,13 @@ def softmax_family(x: np.ndarray, axis: int, kind: Kind) -> np.ndarray:
         out = np.empty(x.shape, dtype)
         out3 = out.reshape(o, c, i)
 
-    def make_worker():  # noqa: ANN202 - a closure factory for parallel_for
-        scratch = np.empty(big, dtype) if out3 is None else None
+    def make_worker() -> Callable[[int], None]:
+        scratch = np.empty(big if out3 is None else 0, dtype)  # per-thread tile for logsumexp
 
         def work(k: int) -> None:
             t = ts[k]
             xb = rows_of(x3, t)
-            buf = scratch[: xb.size].reshape(xb.shape) if out3 is None else rows_of(out3, t)
+            buf = rows_of(out3, t) if out3 is not None else scratch[: xb.size].reshape(xb.shape)
             s, m = exp_rows(xb, buf)
             if kind == "logsumexp":
                 per_row(out, t, i)[...] = log_sum(s, m)

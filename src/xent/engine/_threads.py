@@ -14,7 +14,6 @@ import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
@@ -23,19 +22,26 @@ from xent._lib.threads import get_num_threads, set_num_threads
 __all__ = ["get_num_threads", "parallel_for", "set_num_threads"]
 
 
-_state: dict[str, Any] = {"pool": None, "size": 0}
+class _Pool:
+    """The process's worker pool, grown (replaced) when more threads are asked for."""
+
+    executor: ThreadPoolExecutor | None = None
+    size: int = 0
+
+
 _lock = threading.Lock()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
     with _lock:
-        if _state["pool"] is None or _state["size"] < workers:
-            old = _state["pool"]
-            _state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xent")
-            _state["size"] = workers
+        executor = _Pool.executor
+        if executor is None or _Pool.size < workers:
+            old = executor
+            executor = _Pool.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xent")
+            _Pool.size = workers
             if old is not None:
                 old.shutdown(wait=False)
-        return _state["pool"]
+        return executor
 
 
 def parallel_for(n_tasks: int, make_worker: Callable[[], Callable[[int], None]]) -> None:

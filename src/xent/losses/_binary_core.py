@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from xent._lib.namespace import scalar
+from xent._lib.rules import smooth_binary_targets
 from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
 from xent.primitives import _log_sigmoid, _sigmoid
@@ -30,27 +31,27 @@ def _power_at_zero(exponent: Any, like: Any, xp: Any) -> Any:
     return xp.where(exponent == 0, scalar(1.0, like, xp), scalar(0.0, like, xp))
 
 
-def focal_power(omp: Any, gamma: Any, xp: Any) -> Any:
+def focal_power(one_minus_pt: Any, gamma: Any, xp: Any) -> Any:
     """``(1 - p_t)^gamma``, with a zero derivative where ``1 - p_t == 0``.
 
     Double where: the power only ever sees positive values, so autograd never forms
     ``gamma 0^(gamma - 1) = inf`` (0 < gamma < 1) times a zero loss factor, which is NaN.
     The true derivative of the loss is 0 there (``p_t = 1``: the loss is flat).
     """
-    pos = omp > 0
-    safe = xp.where(pos, omp, xp.ones_like(omp))
-    return xp.where(pos, safe**gamma, _power_at_zero(gamma, omp, xp))
+    pos = one_minus_pt > 0
+    safe = xp.where(pos, one_minus_pt, xp.ones_like(one_minus_pt))
+    return xp.where(pos, safe**gamma, _power_at_zero(gamma, one_minus_pt, xp))
 
 
-def focal_power_derivative(omp: Any, gamma: Any, xp: Any) -> Any:
+def focal_power_derivative(one_minus_pt: Any, gamma: Any, xp: Any) -> Any:
     """``gamma (1 - p_t)^(gamma - 1)``; where ``1 - p_t == 0`` it is 1 for gamma == 1 and 0 otherwise.
 
     0 stands in for the infinite value at gamma < 1: that case only arises where
     ``1 - p_t`` is 0, i.e. where the loss factor it multiplies (or dp/dz) is 0 too.
     """
-    pos = omp > 0
-    safe = xp.where(pos, omp, xp.ones_like(omp))
-    return xp.where(pos, gamma * safe ** (gamma - 1.0), gamma * _power_at_zero(gamma - 1.0, omp, xp))
+    pos = one_minus_pt > 0
+    safe = xp.where(pos, one_minus_pt, xp.ones_like(one_minus_pt))
+    return xp.where(pos, gamma * safe ** (gamma - 1.0), gamma * _power_at_zero(gamma - 1.0, one_minus_pt, xp))
 
 
 def is_zero(gamma: Any) -> bool:
@@ -77,10 +78,9 @@ def binary_core(
 
     ``gamma`` and ``alpha`` are floats or (traced) 0-d arrays of ``x``'s dtype.
     """
-    e = label_smoothing
-    ys = y if e == 0.0 else y * (1.0 - e) + e / 2.0
-    a = ys if pos_weight is None else ys * pos_weight
-    b = 1.0 - ys
+    smoothed = smooth_binary_targets(y, label_smoothing)  # y'
+    positive = smoothed if pos_weight is None else smoothed * pos_weight  # A = pw y': the weight of log p
+    negative = 1.0 - smoothed  # B = 1 - y': the weight of log(1 - p)
     if from_logits:
         # log(1 - sigmoid(z)) == log_sigmoid(-z): exact for large z, never log(0).
         log_p, log_q = _log_sigmoid(x, xp), _log_sigmoid(-x, xp)
@@ -88,15 +88,15 @@ def binary_core(
     else:
         x, inside = clip_probabilities(x, eps, xp)
         log_p, log_q = log_probabilities(x, xp, eps=eps)
-    ce = -(safe_mul(a, log_p, xp) + safe_mul(b, log_q, xp))
+    ce = -(safe_mul(positive, log_p, xp) + safe_mul(negative, log_q, xp))
     focal = not is_zero(gamma) or alpha is not None
     if focal:
         p = _sigmoid(x, xp) if from_logits else x
         q = _sigmoid(-x, xp) if from_logits else 1.0 - x
-        omp = p * (1.0 - ys) + q * ys  # 1 - p_t, from p and 1 - p computed separately
-        mod = xp.ones_like(omp) if is_zero(gamma) else focal_power(omp, gamma, xp)
-        alpha_t = 1.0 if alpha is None else alpha * ys + (1.0 - alpha) * (1.0 - ys)
-        per = alpha_t * ce * mod
+        one_minus_pt = p * (1.0 - smoothed) + q * smoothed  # 1 - p_t, from p and 1 - p computed separately
+        modulator = xp.ones_like(one_minus_pt) if is_zero(gamma) else focal_power(one_minus_pt, gamma, xp)
+        alpha_t = 1.0 if alpha is None else alpha * smoothed + (1.0 - alpha) * (1.0 - smoothed)
+        per = alpha_t * ce * modulator
     else:
         per = ce
     result, scale = reduce_losses(per, xp, reduction=reduction, sample_weights=sample_weights)
@@ -106,21 +106,23 @@ def binary_core(
         p = _sigmoid(x, xp) if not focal else p
         q = _sigmoid(-x, xp) if not focal else q
         # d/dz log sigmoid(z) = 1 - p, d/dz log sigmoid(-z) = -p.
-        dce = b * p - a * q
-        dpdx = p * q
+        dce = negative * p - positive * q
+        dp_dx = p * q
     else:
-        dce = safe_div(b, 1.0 - x, xp) - safe_div(a, x, xp)
-        dpdx = None
+        dce = safe_div(negative, 1.0 - x, xp) - safe_div(positive, x, xp)
+        dp_dx = None
     if focal:
-        dmod = None if is_zero(gamma) else focal_power_derivative(omp, gamma, xp) * (1.0 - 2.0 * ys)
-        g = dce * mod
-        if dmod is not None:
-            g = g + safe_mul(dmod if dpdx is None else dmod * dpdx, ce, xp)
-        g = alpha_t * g
+        # d (1 - p_t)^gamma / dp = gamma (1 - p_t)^(gamma - 1) (1 - 2 y')
+        modulator_slope = (None if is_zero(gamma)
+                           else focal_power_derivative(one_minus_pt, gamma, xp) * (1.0 - 2.0 * smoothed))
+        grad = dce * modulator
+        if modulator_slope is not None:
+            grad = grad + safe_mul(modulator_slope if dp_dx is None else modulator_slope * dp_dx, ce, xp)
+        grad = alpha_t * grad
     else:
-        g = dce
+        grad = dce
     if inside is not None:
         # Clipped entries have derivative 0 (see clip_probabilities).
-        g = xp.where(inside, g, xp.zeros_like(g))
-    g = safe_mul(scale, g, xp)  # a zero-weight example's infinite gradient is 0, not NaN
-    return result, g
+        grad = xp.where(inside, grad, xp.zeros_like(grad))
+    grad = safe_mul(scale, grad, xp)  # a zero-weight example's infinite gradient is 0, not NaN
+    return result, grad

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from xent._lib.namespace import device_of, scalar
+from xent._lib.rules import smooth_targets
 from xent.losses._binary_core import focal_power, focal_power_derivative, is_zero
 from xent.losses._common import clip_probabilities, log_probabilities, safe_div, safe_mul
 from xent.losses._reduce import reduce_losses
@@ -66,49 +67,51 @@ def categorical_core(
     0-d array) or a length-C vector; ``gamma`` is a float or a traced 0-d array; ``keep``
     is None or a boolean mask over examples.
     """
-    ndim, e = x.ndim, label_smoothing
-    n_classes = x.shape[axis]
-    q = t if e == 0.0 else t * (1.0 - e) + e / n_classes
-    w = class_vector(class_weights, ndim, axis, xp)
-    a = q if w is None else q * w
-    norm = None if w is None else xp.sum(t * w, axis=axis)
+    ndim, n_classes = x.ndim, x.shape[axis]
+    smoothed = smooth_targets(t, label_smoothing, n_classes)  # q
+    class_w = class_vector(class_weights, ndim, axis, xp)
+    # a_c = alpha_c w_c q_c: the weight of log p_c in the loss
+    target_weight = smoothed if class_w is None else smoothed * class_w
+    norm = None if class_w is None else xp.sum(t * class_w, axis=axis)  # c = sum_c w_c t_c (unsmoothed)
     if alpha is not None:
-        a = a * (alpha if isinstance(alpha, float) or alpha.ndim == 0 else class_vector(alpha, ndim, axis, xp))
+        alpha_c = alpha if isinstance(alpha, float) or alpha.ndim == 0 else class_vector(alpha, ndim, axis, xp)
+        target_weight = target_weight * alpha_c
     x, logp, inside = _log_p(x, xp, axis=axis, from_logits=from_logits, eps=eps)
     focal = not is_zero(gamma)
     if focal:
         # softmax itself, not exp(log_softmax): keeps p's relative accuracy when logits are huge.
         p = _softmax(x, axis, xp) if from_logits else x
         # -expm1(log p) is 1 - p without cancellation when p is close to 1.
-        omp = -xp.expm1(logp) if from_logits else 1.0 - x
-        mod = focal_power(omp, gamma, xp)
-        per = -xp.sum(safe_mul(a * mod, logp, xp), axis=axis)
+        one_minus_p = -xp.expm1(logp) if from_logits else 1.0 - x
+        modulator = focal_power(one_minus_p, gamma, xp)  # (1 - p)^gamma
+        per = -xp.sum(safe_mul(target_weight * modulator, logp, xp), axis=axis)
     else:
-        per = -xp.sum(safe_mul(a, logp, xp), axis=axis)
+        per = -xp.sum(safe_mul(target_weight, logp, xp), axis=axis)
     result, scale = reduce_losses(
         per, xp, reduction=reduction, sample_weights=sample_weights, norm_weights=norm, keep=keep
     )
     if not return_grad:
         return result, None
     if focal:
-        dmod = focal_power_derivative(omp, gamma, xp)  # -d(1 - p)^gamma / dp
+        modulator_slope = focal_power_derivative(one_minus_p, gamma, xp)  # -d(1 - p)^gamma / dp
         if from_logits:
             # u_c = a_c [(1 - p_c)^gamma - gamma (1 - p_c)^(gamma - 1) p_c log p_c]; dl/dz = p sum(u) - u.
-            u = a * (mod - dmod * safe_mul(p, logp, xp))
-            g = p * xp.sum(u, axis=axis, keepdims=True) - u
+            u = target_weight * (modulator - modulator_slope * safe_mul(p, logp, xp))
+            grad = p * xp.sum(u, axis=axis, keepdims=True) - u
         else:
-            g = safe_mul(a * dmod, logp, xp) - safe_div(a * mod, x, xp)
+            grad = (safe_mul(target_weight * modulator_slope, logp, xp)
+                    - safe_div(target_weight * modulator, x, xp))
     elif from_logits:
         # d/dz of -sum_c a_c log_softmax(z)_c is p sum(a) - a.
-        g = _softmax(x, axis, xp) * xp.sum(a, axis=axis, keepdims=True) - a
+        grad = _softmax(x, axis, xp) * xp.sum(target_weight, axis=axis, keepdims=True) - target_weight
     else:
-        g = -safe_div(a, x, xp)
+        grad = -safe_div(target_weight, x, xp)
     if inside is not None:
         # Clipped entries have derivative 0 (see clip_probabilities).
-        g = xp.where(inside, g, xp.zeros_like(g))
-    s = xp.expand_dims(scale, axis=axis)
-    g = safe_mul(s, g, xp)  # a zero-weight example's infinite gradient is 0, not NaN
-    return result, g
+        grad = xp.where(inside, grad, xp.zeros_like(grad))
+    row_scale = xp.expand_dims(scale, axis=axis)  # d result / d l_i
+    grad = safe_mul(row_scale, grad, xp)  # a zero-weight example's infinite gradient is 0, not NaN
+    return result, grad
 
 
 def sparse_core(
@@ -151,7 +154,7 @@ def sparse_core(
     if from_logits:
         # log p = shifted - lse with shifted = z - max(z): gather and reduce `shifted`
         # instead of materialising log_softmax, and keep exp(shifted) for the gradient.
-        _, shifted, ex, rest = _softmax_parts(x, axis, xp)
+        _, shifted, exp_shifted, rest = _softmax_parts(x, axis, xp)
         lse = xp.log1p(rest)
         logp_y = xp.squeeze(xp.take_along_axis(shifted, safe, axis=axis) - lse, axis=axis)
         per = -safe_mul(a_y, logp_y, xp)
@@ -175,22 +178,22 @@ def sparse_core(
     )
     if not return_grad:
         return result, None
-    hit = safe == class_vector(xp.arange(n_classes, device=device_of(x)), x.ndim, axis, xp)
-    e_c = e / n_classes if e != 0.0 else 0.0
-    a_c = e_c * (scalar(1.0, x, xp) if w is None else w)  # the target weight every class gets from smoothing
+    is_label = safe == class_vector(xp.arange(n_classes, device=device_of(x)), x.ndim, axis, xp)  # c == y
+    share = e / n_classes if e != 0.0 else 0.0  # e / C: the smoothing mass of each class
+    smoothing_weight = share * (scalar(1.0, x, xp) if w is None else w)  # e/C w_c: every class's target weight
     # Fold d result / d l_i into the per-example weights now: each N x C pass costs a fresh array.
-    s = xp.expand_dims(scale, axis=axis)
-    a_y = xp.expand_dims(a_y, axis=axis) * s
-    # s (a_c + [c == y] a_y): the one-hot only ever exists as the boolean mask `hit`.
-    a = xp.where(hit, a_y + a_c * s, a_c * s)
+    row_scale = xp.expand_dims(scale, axis=axis)
+    label_weight = xp.expand_dims(a_y, axis=axis) * row_scale  # (1 - e) w_y, scaled
+    # target weight a_c = scale (e/C w_c + [c == y] (1 - e) w_y): the one-hot only exists as `is_label`.
+    target_weight = xp.where(is_label, label_weight + smoothing_weight * row_scale, smoothing_weight * row_scale)
     if from_logits:
-        # d/dz of -sum_c a_c log_softmax(z)_c is p sum(a) - a.
-        a_sum = a_y + s * (e if w is None else e_c * xp.sum(class_weights))
+        # d/dz of -sum_c a_c log_softmax(z)_c is p sum_c(a_c) - a: sum_c a_c = scale ((1 - e) w_y + e/C sum_c w_c).
+        target_mass = label_weight + row_scale * (e if w is None else share * xp.sum(class_weights))
         # softmax = exp(shifted) / (1 + rest): reuse the forward's exp, one N x C pass less.
-        g = ex * (a_sum / (1.0 + rest)) - a
+        grad = exp_shifted * (target_mass / (1.0 + rest)) - target_weight
     else:
-        g = -safe_div(a, x, xp)
+        grad = -safe_div(target_weight, x, xp)
         if inside is not None:
-            g = xp.where(inside, g, zero)  # clipped entries have derivative 0 (see clip_probabilities)
-    # Rows with s = 0 (ignored, zero weight, empty mean) are 0 even where p is not finite.
-    return result, xp.where(s != 0, g, zero)
+            grad = xp.where(inside, grad, zero)  # clipped entries have derivative 0 (see clip_probabilities)
+    # Rows with scale 0 (ignored, zero weight, empty mean) are 0 even where p is not finite.
+    return result, xp.where(row_scale != 0, grad, zero)

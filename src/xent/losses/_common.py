@@ -7,10 +7,13 @@ Nothing here computes a loss; the formulas live in ``_binary_core`` and
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
+from xent import engine
+from xent._lib import rules
 from xent._lib.namespace import as_float_array, library_name, scalar, to_result
 from xent._lib.validation import (
     check_base,
@@ -23,6 +26,8 @@ from xent.losses._reduce import Reduction
 from xent.primitives import _safe_mul as safe_mul  # re-exported: the losses' name for it
 
 __all__ = [
+    "BinaryInputs",
+    "CategoricalInputs",
     "check_flag",
     "check_loss_options",
     "clip_probabilities",
@@ -35,6 +40,43 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class CategoricalInputs:
+    """The validated arguments every softmax loss shares (:func:`prepare_categorical`)."""
+
+    predictions: Any  # y_pred, floating, in the compute dtype (float32 for half precision)
+    axis: int  # the class axis, non-negative
+    class_weights: Any  # (C,) or None
+    sample_weights: Any  # broadcast to example_shape, or None
+    label_smoothing: float
+    eps: float  # the clipping bound (rules.resolve_eps)
+    from_logits: bool
+    reduction: Reduction
+    base: float | None
+    return_grad: bool
+    example_shape: tuple[int, ...]  # y_pred's shape without the class axis
+    n_classes: int
+    dtype: Any  # the dtype results come back in (the input's)
+
+
+@dataclass(frozen=True)
+class BinaryInputs:
+    """The validated arguments every binary loss shares (:func:`prepare_binary`)."""
+
+    xp: Any  # the array namespace of the inputs
+    targets: Any  # y_true, in the predictions' dtype
+    predictions: Any  # y_pred, in the compute dtype
+    sample_weights: Any  # broadcast to the predictions' shape, or None
+    pos_weight: Any  # broadcast to the predictions' shape, or None
+    label_smoothing: float
+    eps: float
+    from_logits: bool
+    reduction: Reduction
+    base: float | None
+    return_grad: bool
+    dtype: Any  # the dtype results come back in (the input's)
+
+
 def check_flag(name: str, value: Any) -> bool:
     """Boolean options (``from_logits``, ``return_grad``) must be real booleans."""
     if not isinstance(value, (bool, np.bool_)):
@@ -42,24 +84,16 @@ def check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
-def check_loss_options(*, reduction: Any, base: Any, label_smoothing: Any) -> tuple[str, float | None, float]:
+def check_loss_options(*, reduction: Any, base: Any, label_smoothing: Any) -> tuple[Reduction, float | None, float]:
     """Validate the scalar options every loss shares; return them normalised."""
-    check_choice("reduction", reduction, Reduction)
-    return reduction, check_base(base), check_fraction("label_smoothing", label_smoothing)
+    checked = cast(Reduction, check_choice("reduction", reduction, Reduction))  # one of Reduction's values
+    return checked, check_base(base), check_fraction("label_smoothing", label_smoothing)
 
 
 def resolve_eps(eps: Any, like: Any, xp: Any) -> float:
-    """``"auto"`` -> machine epsilon of ``like``'s dtype; a number in [0, 0.5) -> itself."""
-    if isinstance(eps, str):
-        if eps != "auto":
-            raise ValueError(f"`eps` must be 'auto' or a number in [0, 0.5), got {eps!r}")
-        return float(xp.finfo(like.dtype).eps)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`eps` must be 'auto' or a number in [0, 0.5), got {eps!r}")
-    v = float(eps)
-    if not (0.0 <= v < 0.5 and math.isfinite(v)):
-        raise ValueError(f"`eps` must be 'auto' or a number in [0, 0.5), got {eps!r}")
-    return v
+    """``"auto"`` -> machine epsilon of ``like``'s dtype; a number in [0, 0.5) -> itself
+    (the rule: :func:`xent._lib.rules.resolve_eps`)."""
+    return rules.resolve_eps(eps, like.dtype, finfo=xp.finfo)
 
 
 def clip_probabilities(p: Any, eps: float, xp: Any) -> tuple[Any, Any]:
@@ -129,8 +163,6 @@ def torch_sparse_cross_entropy(logits: Any, labels: Any, **options: Any) -> tupl
     ``use_engine("reference")``) means the caller runs the generic array-API path.
     The NumPy counterpart is :func:`xent.engine.sparse_categorical_cross_entropy`.
     """
-    from xent import engine
-
     if library_name(logits) != "torch" or engine.get_engine() == "reference":
         return None
     from xent.torch._route import sparse_categorical_cross_entropy  # torch is optional: loaded for torch tensors

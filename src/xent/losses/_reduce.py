@@ -15,12 +15,11 @@ also returns the per-example factor ``d result / d l_i`` that gradients are scal
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from xent._lib.namespace import accumulate_sum
+from xent._lib.typing import Reduction
 from xent.primitives import _safe_mul
-
-Reduction = Literal["mean", "sum", "none"]
 
 __all__ = ["Reduction", "reduce_losses"]
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from xent import engine
 from xent._lib.namespace import as_float_array, compute_dtype, get_namespace
+from xent._lib.typing import Array, ArrayLike, Eps, Reduction
 from xent._lib.validation import check_shape, check_values_in, warn_if_swapped
 from xent.losses._binary_core import binary_core
 from xent.losses._common import (
+    BinaryInputs,
     check_flag,
     check_loss_options,
     finish,
@@ -31,7 +33,7 @@ def prepare_binary(
     label_smoothing: Any,
     return_grad: Any,
     eps: Any,
-) -> dict[str, Any]:
+) -> BinaryInputs:
     """Validate the arguments binary losses share; return them as arrays of one library."""
     xp = get_namespace(y_true, y_pred, weights, pos_weight, names=("y_true", "y_pred", "weights", "pos_weight"))
     reduction, base, e = check_loss_options(reduction=reduction, base=base, label_smoothing=label_smoothing)
@@ -48,28 +50,65 @@ def prepare_binary(
         # Probabilities only: logits of exactly 0 and 1 are ordinary values (p = 0.5, 0.73).
         warn_if_swapped(y, x, xp, stacklevel=3)  # the caller of the public loss
     shape = tuple(x.shape)
-    sw = prepare_weights("weights", weights, xp, like=x, shape=shape, what="one weight per element of `y_pred`")
-    pw = prepare_weights("pos_weight", pos_weight, xp, like=x, shape=shape, what="the shape of `y_pred`")
-    return dict(
-        xp=xp, y=y, x=x, sw=sw, pw=pw, e=e, eps=eps_v, from_logits=from_logits,
-        reduction=reduction, base=base, return_grad=return_grad, dtype=dtype,
+    sample_weights = prepare_weights("weights", weights, xp, like=x, shape=shape,
+                                     what="one weight per element of `y_pred`")
+    checked_pos_weight = prepare_weights("pos_weight", pos_weight, xp, like=x, shape=shape,
+                                         what="the shape of `y_pred`")
+    return BinaryInputs(
+        xp=xp, targets=y, predictions=x, sample_weights=sample_weights, pos_weight=checked_pos_weight,
+        label_smoothing=e, eps=eps_v, from_logits=from_logits, reduction=reduction, base=base,
+        return_grad=return_grad, dtype=dtype,
     )
 
 
+@overload
 def binary_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
     from_logits: bool = False,
-    weights: Any = None,
-    pos_weight: Any = None,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def binary_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
+
+
+def binary_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Binary cross-entropy (log loss) of targets ``y_true`` and predictions ``y_pred``.
 
     Every element is one example. With smoothed targets :math:`y' = y(1-e) + e/2`,
@@ -156,17 +195,16 @@ def binary_cross_entropy(
         y_true, y_pred, weights, pos_weight, from_logits=from_logits, reduction=reduction, base=base,
         label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
-    xp = a["xp"]
     out = None
-    if a["from_logits"]:  # large NumPy logits: the engine; None means the reference below
+    if a.from_logits:  # large NumPy logits: the engine; None means the reference below
         out = engine.binary_cross_entropy(
-            a["y"], a["x"], weights=a["sw"], pos_weight=a["pw"],
-            label_smoothing=a["e"], reduction=a["reduction"], return_grad=a["return_grad"],
+            a.targets, a.predictions, weights=a.sample_weights, pos_weight=a.pos_weight,
+            label_smoothing=a.label_smoothing, reduction=a.reduction, return_grad=a.return_grad,
         )
     if out is None:
         out = binary_core(
-            a["y"], a["x"], xp, from_logits=a["from_logits"], eps=a["eps"], pos_weight=a["pw"],
-            label_smoothing=a["e"], sample_weights=a["sw"], reduction=a["reduction"],
-            return_grad=a["return_grad"],
+            a.targets, a.predictions, a.xp, from_logits=a.from_logits, eps=a.eps, pos_weight=a.pos_weight,
+            label_smoothing=a.label_smoothing, sample_weights=a.sample_weights, reduction=a.reduction,
+            return_grad=a.return_grad,
         )
-    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
+    return finish(out[0], out[1], a.xp, base=a.base, return_grad=a.return_grad, dtype=a.dtype)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from xent import engine
 from xent._lib.namespace import as_float_array, compute_dtype, get_namespace
+from xent._lib.typing import Array, ArrayLike, Eps, Reduction
 from xent._lib.validation import (
     check_index,
     check_integer_dtype,
@@ -16,6 +17,7 @@ from xent._lib.validation import (
 )
 from xent.losses._categorical_core import categorical_core, sparse_core
 from xent.losses._common import (
+    CategoricalInputs,
     check_flag,
     check_loss_options,
     finish,
@@ -40,7 +42,7 @@ def prepare_categorical(
     label_smoothing: Any,
     return_grad: Any,
     eps: Any,
-) -> dict[str, Any]:
+) -> CategoricalInputs:
     """Validate what categorical losses share (everything but the targets)."""
     reduction, base, e = check_loss_options(reduction=reduction, base=base, label_smoothing=label_smoothing)
     from_logits = check_flag("from_logits", from_logits)
@@ -57,36 +59,74 @@ def prepare_categorical(
         check_values_in("y_pred", x, xp, low=0.0, high=1.0, what="probabilities")
     n_classes = x.shape[ax]
     example_shape = tuple(d for i, d in enumerate(x.shape) if i != ax)
-    cw = None
+    checked_class_weights = None
     if class_weights is not None:
         cw = as_float_array(class_weights, xp, like=x, name="class_weights")
         check_shape("class_weights", cw, (n_classes,), what=f"one weight per class along axis {ax} of `y_pred`")
-        cw = prepare_weights("class_weights", cw, xp, like=x, shape=(n_classes,), what="one per class")
-    sw = prepare_weights(
+        checked_class_weights = prepare_weights("class_weights", cw, xp, like=x, shape=(n_classes,),
+                                                what="one per class")
+    sample_weights = prepare_weights(
         "weights", weights, xp, like=x, shape=example_shape,
         what="one weight per example: `y_pred` without its class axis",
     )
-    return dict(
-        x=x, ax=ax, cw=cw, sw=sw, e=e, eps=eps_v, from_logits=from_logits, reduction=reduction,
-        base=base, return_grad=return_grad, example_shape=example_shape, n_classes=n_classes, dtype=dtype,
+    return CategoricalInputs(
+        predictions=x, axis=ax, class_weights=checked_class_weights, sample_weights=sample_weights,
+        label_smoothing=e, eps=eps_v, from_logits=from_logits, reduction=reduction, base=base,
+        return_grad=return_grad, example_shape=example_shape, n_classes=n_classes, dtype=dtype,
     )
 
 
+@overload
 def categorical_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
     from_logits: bool = False,
     axis: int = -1,
-    class_weights: Any = None,
-    weights: Any = None,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def categorical_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
+
+
+def categorical_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Categorical cross-entropy of target distributions and predicted distributions.
 
     With targets :math:`t` (one-hot or soft) along the class axis, smoothing
@@ -169,41 +209,79 @@ def categorical_cross_entropy(
         y_pred, class_weights, weights, xp, axis=axis, from_logits=from_logits, reduction=reduction,
         base=base, label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
-    x = a["x"]
+    x = a.predictions
     t = as_float_array(y_true, xp, like=x, name="y_true")
     check_shape("y_true", t, tuple(x.shape), what="the shape of `y_pred`")
     check_values_in("y_true", t, xp, low=0.0, high=1.0, what="targets")
     out = None
-    if a["from_logits"]:  # large NumPy logits: the engine; None means the reference below
+    if a.from_logits:  # large NumPy logits: the engine; None means the reference below
         out = engine.categorical_cross_entropy(
-            x, t, axis=a["ax"], class_weights=a["cw"], weights=a["sw"],
-            label_smoothing=a["e"], reduction=a["reduction"], return_grad=a["return_grad"],
+            x, t, axis=a.axis, class_weights=a.class_weights, weights=a.sample_weights,
+            label_smoothing=a.label_smoothing, reduction=a.reduction, return_grad=a.return_grad,
         )
     if out is None:
         out = categorical_core(
-            t, x, xp, axis=a["ax"], from_logits=a["from_logits"], eps=a["eps"], class_weights=a["cw"],
-            label_smoothing=a["e"], sample_weights=a["sw"], keep=None, reduction=a["reduction"],
-            return_grad=a["return_grad"],
+            t, x, xp, axis=a.axis, from_logits=a.from_logits, eps=a.eps, class_weights=a.class_weights,
+            label_smoothing=a.label_smoothing, sample_weights=a.sample_weights, keep=None, reduction=a.reduction,
+            return_grad=a.return_grad,
         )
-    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
+    return finish(out[0], out[1], xp, base=a.base, return_grad=a.return_grad, dtype=a.dtype)
 
 
+@overload
 def sparse_categorical_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
     from_logits: bool = False,
     axis: int = -1,
-    class_weights: Any = None,
-    weights: Any = None,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def sparse_categorical_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
+
+
+def sparse_categorical_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Cross-entropy of integer class labels and predicted distributions.
 
     With label :math:`y_i`, smoothing :math:`e`, :math:`C` classes, class
@@ -285,26 +363,28 @@ def sparse_categorical_cross_entropy(
         y_pred, class_weights, weights, xp, axis=axis, from_logits=from_logits, reduction=reduction,
         base=base, label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
-    x, ax, n_classes = a["x"], a["ax"], a["n_classes"]
+    x, ax, n_classes = a.predictions, a.axis, a.n_classes
     labels = xp.asarray(y_true)
     check_integer_dtype("y_true", labels, xp)
     ignore_index = check_index("ignore_index", ignore_index)
-    check_shape("y_true", labels, a["example_shape"], what=f"`y_pred`'s shape without its class axis {ax}")
+    check_shape("y_true", labels, a.example_shape, what=f"`y_pred`'s shape without its class axis {ax}")
     # One signed integer type for every label dtype, so comparing with a negative ignore_index is exact.
     labels = xp.astype(labels, xp.asarray(0).dtype, copy=False)  # no copy when already that type
     check_labels("y_true", labels, xp, num_classes=n_classes, ignore_index=ignore_index)
     out = None
-    if a["from_logits"]:  # large NumPy or torch logits: the fast kernels; None means the reference below
-        options = dict(axis=ax, class_weights=a["cw"], weights=a["sw"], ignore_index=ignore_index,
-                       label_smoothing=a["e"], reduction=a["reduction"], return_grad=a["return_grad"])
+    if a.from_logits:  # large NumPy or torch logits: the fast kernels; None means the reference below
+        options: dict[str, Any] = dict(
+            axis=ax, class_weights=a.class_weights, weights=a.sample_weights, ignore_index=ignore_index,
+            label_smoothing=a.label_smoothing, reduction=a.reduction, return_grad=a.return_grad,
+        )
         out = engine.sparse_categorical_cross_entropy(x, labels, **options)
         if out is None:
             out = torch_sparse_cross_entropy(x, labels, **options)
     if out is None:
         keep = None if ignore_index is None else labels != ignore_index
         out = sparse_core(
-            labels, x, xp, axis=ax, from_logits=a["from_logits"], eps=a["eps"], class_weights=a["cw"],
-            label_smoothing=a["e"], sample_weights=a["sw"], keep=keep, reduction=a["reduction"],
-            return_grad=a["return_grad"],
+            labels, x, xp, axis=ax, from_logits=a.from_logits, eps=a.eps, class_weights=a.class_weights,
+            label_smoothing=a.label_smoothing, sample_weights=a.sample_weights, keep=keep, reduction=a.reduction,
+            return_grad=a.return_grad,
         )
-    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
+    return finish(out[0], out[1], xp, base=a.base, return_grad=a.return_grad, dtype=a.dtype)

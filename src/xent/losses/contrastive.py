@@ -16,9 +16,10 @@ With ``G = d result / d l`` the gradients of the inputs are
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, overload
 
 from xent._lib.namespace import accumulate_sum, as_float_array, device_of, get_namespace, is_traced, to_result
+from xent._lib.typing import Array, ArrayLike, Reduction
 from xent._lib.validation import check_fraction, check_shape
 from xent.losses._categorical_core import sparse_core
 from xent.losses._common import check_flag, check_loss_options, finish
@@ -63,9 +64,9 @@ def _check_scalar(name: str, value: Any, xp: Any, like: Any, *, positive: bool) 
     return v
 
 
-def _options(reduction: Any, base: Any, return_grad: Any) -> tuple[str, float | None, bool]:
-    reduction, base, _ = check_loss_options(reduction=reduction, base=base, label_smoothing=0.0)
-    return reduction, base, check_flag("return_grad", return_grad)
+def _options(reduction: Any, base: Any, return_grad: Any) -> tuple[Reduction, float | None, bool]:
+    checked, base, _ = check_loss_options(reduction=reduction, base=base, label_smoothing=0.0)
+    return checked, base, check_flag("return_grad", return_grad)
 
 
 def _input_grads(g: Any, x: Any, y: Any, scale: Any, xp: Any) -> tuple[Any, Any, Any]:
@@ -81,17 +82,45 @@ def _convert(grads: tuple[Any, ...], base: float | None, xp: Any) -> tuple[Any, 
     return tuple(to_result(g if d == 1.0 else g / d, xp) for g in grads)
 
 
+@overload
 def siglip_loss(
-    x: Any,
-    y: Any,
+    x: ArrayLike,
+    y: ArrayLike,
     /,
     *,
-    scale: Any = 1.0,
-    bias: Any = 0.0,
-    reduction: str = "mean",
+    scale: ArrayLike = 1.0,
+    bias: ArrayLike = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+) -> Array: ...
+
+
+@overload
+def siglip_loss(
+    x: ArrayLike,
+    y: ArrayLike,
+    /,
+    *,
+    scale: ArrayLike = 1.0,
+    bias: ArrayLike = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+) -> tuple[Array, tuple[Array, ...]]: ...
+
+
+def siglip_loss(
+    x: ArrayLike,
+    y: ArrayLike,
+    /,
+    *,
+    scale: ArrayLike = 1.0,
+    bias: ArrayLike = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-) -> Any:
+) -> Array | tuple[Array, tuple[Array, ...]]:
     r"""SigLIP's pairwise sigmoid loss: binary cross-entropy on every pair of a batch.
 
     Row :math:`i` of ``x`` and row :math:`i` of ``y`` are a matched pair (an image and
@@ -176,17 +205,45 @@ def siglip_loss(
     return finish(result, None, xp, base=base, return_grad=False), _convert((dx, dy, ds, db), base, xp)
 
 
+@overload
 def clip_loss(
-    x: Any,
-    y: Any,
+    x: ArrayLike,
+    y: ArrayLike,
     /,
     *,
-    scale: Any = 1.0,
+    scale: ArrayLike = 1.0,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+) -> Array: ...
+
+
+@overload
+def clip_loss(
+    x: ArrayLike,
+    y: ArrayLike,
+    /,
+    *,
+    scale: ArrayLike = 1.0,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+) -> tuple[Array, tuple[Array, ...]]: ...
+
+
+def clip_loss(
+    x: ArrayLike,
+    y: ArrayLike,
+    /,
+    *,
+    scale: ArrayLike = 1.0,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-) -> Any:
+) -> Array | tuple[Array, tuple[Array, ...]]:
     r"""CLIP's symmetric softmax cross-entropy over the rows and the columns of the pair logits.
 
     Row :math:`i` of ``x`` and row :math:`i` of ``y`` are a matched pair. With the

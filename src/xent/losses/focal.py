@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from xent._lib.namespace import as_float_array, get_namespace
+from xent._lib.typing import Array, ArrayLike, Eps, Reduction
 from xent._lib.validation import (
     check_fraction,
     check_nonnegative_scalar,
@@ -27,22 +28,60 @@ def _scalar_option(name: str, value: Any, check: Any, like: Any, xp: Any) -> Any
     return v if isinstance(v, float) else as_float_array(v, xp, like=like, name=name)
 
 
+@overload
 def binary_focal_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
-    gamma: float = 2.0,
-    alpha: float | None = None,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
     from_logits: bool = False,
-    weights: Any = None,
-    pos_weight: Any = None,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def binary_focal_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    from_logits: bool = False,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
+
+
+def binary_focal_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    from_logits: bool = False,
+    weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Binary focal cross-entropy: cross-entropy scaled down on well-classified elements.
 
     With smoothed targets :math:`y' = y(1-e) + e/2`, :math:`p` the predicted
@@ -102,33 +141,73 @@ def binary_focal_cross_entropy(
         y_true, y_pred, weights, pos_weight, from_logits=from_logits, reduction=reduction, base=base,
         label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
-    g = _scalar_option("gamma", gamma, check_nonnegative_scalar, a["x"], a["xp"])
-    al = None if alpha is None else _scalar_option("alpha", alpha, check_fraction, a["x"], a["xp"])
+    focusing = _scalar_option("gamma", gamma, check_nonnegative_scalar, a.predictions, a.xp)
+    balance = None if alpha is None else _scalar_option("alpha", alpha, check_fraction, a.predictions, a.xp)
     out = binary_core(
-        a["y"], a["x"], a["xp"], from_logits=a["from_logits"], eps=a["eps"], pos_weight=a["pw"],
-        label_smoothing=a["e"], sample_weights=a["sw"], reduction=a["reduction"],
-        return_grad=a["return_grad"], gamma=g, alpha=al,
+        a.targets, a.predictions, a.xp, from_logits=a.from_logits, eps=a.eps, pos_weight=a.pos_weight,
+        label_smoothing=a.label_smoothing, sample_weights=a.sample_weights, reduction=a.reduction,
+        return_grad=a.return_grad, gamma=focusing, alpha=balance,
     )
-    return finish(out[0], out[1], a["xp"], base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
+    return finish(out[0], out[1], a.xp, base=a.base, return_grad=a.return_grad, dtype=a.dtype)
+
+
+@overload
+def categorical_focal_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[False] = False,
+    eps: Eps = "auto",
+) -> Array: ...
+
+
+@overload
+def categorical_focal_cross_entropy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    /,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    from_logits: bool = False,
+    axis: int = -1,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    base: float | None = None,
+    return_grad: Literal[True],
+    eps: Eps = "auto",
+) -> tuple[Array, Array]: ...
 
 
 def categorical_focal_cross_entropy(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     /,
     *,
-    gamma: float = 2.0,
-    alpha: Any = None,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
     from_logits: bool = False,
     axis: int = -1,
-    class_weights: Any = None,
-    weights: Any = None,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     base: float | None = None,
     return_grad: bool = False,
-    eps: float | str = "auto",
-) -> Any:
+    eps: Eps = "auto",
+) -> Array | tuple[Array, Array]:
     r"""Categorical focal cross-entropy of target distributions and predicted distributions.
 
     With targets :math:`t` (one-hot or soft), :math:`q = (1-e)t + e/C`, class
@@ -182,20 +261,20 @@ def categorical_focal_cross_entropy(
         y_pred, class_weights, weights, xp, axis=axis, from_logits=from_logits, reduction=reduction,
         base=base, label_smoothing=label_smoothing, return_grad=return_grad, eps=eps,
     )
-    x = a["x"]
-    g = _scalar_option("gamma", gamma, check_nonnegative_scalar, x, xp)
+    x = a.predictions
+    focusing = _scalar_option("gamma", gamma, check_nonnegative_scalar, x, xp)
     if alpha is None or getattr(alpha, "ndim", 0) == 0:
-        al = None if alpha is None else _scalar_option("alpha", alpha, check_nonnegative_scalar, x, xp)
+        factors = None if alpha is None else _scalar_option("alpha", alpha, check_nonnegative_scalar, x, xp)
     else:
-        al = as_float_array(alpha, xp, like=x, name="alpha")
-        check_shape("alpha", al, (a["n_classes"],), what="a float or one factor per class")
-        al = prepare_weights("alpha", al, xp, like=x, shape=(a["n_classes"],), what="one per class")
+        per_class = as_float_array(alpha, xp, like=x, name="alpha")
+        check_shape("alpha", per_class, (a.n_classes,), what="a float or one factor per class")
+        factors = prepare_weights("alpha", per_class, xp, like=x, shape=(a.n_classes,), what="one per class")
     t = as_float_array(y_true, xp, like=x, name="y_true")
     check_shape("y_true", t, tuple(x.shape), what="the shape of `y_pred`")
     check_values_in("y_true", t, xp, low=0.0, high=1.0, what="targets")
     out = categorical_core(
-        t, x, xp, axis=a["ax"], from_logits=a["from_logits"], eps=a["eps"], class_weights=a["cw"],
-        label_smoothing=a["e"], sample_weights=a["sw"], keep=None, reduction=a["reduction"],
-        return_grad=a["return_grad"], gamma=g, alpha=al,
+        t, x, xp, axis=a.axis, from_logits=a.from_logits, eps=a.eps, class_weights=a.class_weights,
+        label_smoothing=a.label_smoothing, sample_weights=a.sample_weights, keep=None, reduction=a.reduction,
+        return_grad=a.return_grad, gamma=focusing, alpha=factors,
     )
-    return finish(out[0], out[1], xp, base=a["base"], return_grad=a["return_grad"], dtype=a["dtype"])
+    return finish(out[0], out[1], xp, base=a.base, return_grad=a.return_grad, dtype=a.dtype)

@@ -41,11 +41,13 @@ receive buffers and to reject mismatches) goes through a CPU (gloo) group.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 __all__ = ["CLIPFunction", "Ring", "SigLIPFunction", "single_ring"]
 
@@ -107,7 +109,7 @@ class _Buffers:
         return self.bufs[i].view(-1)[: r * c].view(r, c)
 
 
-def _chunks(n: int, rows: int):
+def _chunks(n: int, rows: int) -> Iterator[tuple[int, int]]:
     for c0 in range(0, n, rows):
         yield c0, min(n, c0 + rows)
 
@@ -115,7 +117,7 @@ def _chunks(n: int, rows: int):
 # ----------------------------------------------------------------------------- SigLIP
 
 
-def _siglip_margins(out, xs_c, yt, b, *, diag: int | None):
+def _siglip_margins(out: Tensor, xs_c: Tensor, yt: Tensor, b: Tensor, *, diag: int | None) -> Tensor:
     """out[:] = z * (xs_c @ yt^T + b): -l off the diagonal, +l on it (``diag`` = the chunk's first row)."""
     torch.addmm(-b, xs_c, yt.t(), beta=1, alpha=-1, out=out)
     if diag is not None:
@@ -123,7 +125,7 @@ def _siglip_margins(out, xs_c, yt, b, *, diag: int | None):
     return out
 
 
-def _siglip_grad_(m, *, diag: int | None):
+def _siglip_grad_(m: Tensor, *, diag: int | None) -> Tensor:
     """Margins -> d(-log sigmoid(z l))/dl = -z sigmoid(-z l), in place."""
     m.neg_().sigmoid_()
     if diag is not None:
@@ -135,7 +137,10 @@ class SigLIPFunction(torch.autograd.Function):
     """Loss share of this rank; gradients as described in the module docstring."""
 
     @staticmethod
-    def forward(ctx, x, y, scale, bias, ring: Ring, rows: int, need: tuple[bool, bool, bool, bool]):
+    def forward(
+        ctx: Any, x: Tensor, y: Tensor, scale: Tensor, bias: Tensor, ring: Ring, rows: int,
+        need: tuple[bool, bool, bool, bool],
+    ) -> Tensor:
         need_x, need_y, need_s, need_b = need
         cdt = torch.promote_types(x.dtype, torch.float32)
         acc = _acc_dtype(x.device)
@@ -158,7 +163,8 @@ class SigLIPFunction(torch.autograd.Function):
                 diag = c0 if step == 0 else None
                 xs_c = xc[c0:c1] * s
                 m = _siglip_margins(work.get(0, c1 - c0, c), xs_c, ytc, b, diag=diag)
-                ls = torch._C._nn.log_sigmoid(m, out=work.get(1, c1 - c0, c))  # exact for any finite margin
+                # exact for any finite margin; out= (not in torch's stubs) reuses the work buffer
+                ls = torch._C._nn.log_sigmoid(m, out=work.get(1, c1 - c0, c))  # type: ignore[call-arg]
                 rows_loss[c0:c1] -= ls.sum(1)  # float32 row sums (cascaded), accumulated across blocks in float64
                 if not grads_now:
                     continue
@@ -193,7 +199,7 @@ class SigLIPFunction(torch.autograd.Function):
         return loss
 
     @staticmethod
-    def backward(ctx, grad_out):
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         need_x, need_y, need_s, need_b = ctx.need
         gx, gy, ds, db = ctx.grads
         g = grad_out
@@ -214,7 +220,9 @@ class SigLIPFunction(torch.autograd.Function):
         return dx, dy, dscale, dbias, None, None, None
 
 
-def _siglip_ring_dy(x, y, scale, bias, g, ring: Ring, rows: int, share: float):
+def _siglip_ring_dy(
+    x: Tensor, y: Tensor, scale: Tensor, bias: Tensor, g: Tensor, ring: Ring, rows: int, share: float
+) -> Tensor:
     """``d y_r = sum_t g_t share s G_{tr}^T x_t``: the blocks ``x_t`` (with ``g_t``) come round the ring."""
     cdt = torch.promote_types(x.dtype, torch.float32)
     n, d = y.shape
@@ -261,7 +269,10 @@ class CLIPFunction(torch.autograd.Function):
     """Loss share of this rank (forward: log-sum-exps; backward: a second ring for the gradients)."""
 
     @staticmethod
-    def forward(ctx, x, y, scale, ring: Ring, rows: int, smoothing: float, need: tuple[bool, bool, bool]):
+    def forward(
+        ctx: Any, x: Tensor, y: Tensor, scale: Tensor, ring: Ring, rows: int, smoothing: float,
+        need: tuple[bool, bool, bool],
+    ) -> Tensor:
         cdt = torch.promote_types(x.dtype, torch.float32)
         acc = _acc_dtype(x.device)
         n, d = x.shape
@@ -308,16 +319,19 @@ class CLIPFunction(torch.autograd.Function):
         return loss
 
     @staticmethod
-    def backward(ctx, grad_out):
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         x, y, scale, lse_row, lse_col = ctx.saved_tensors
         need_x, need_y, need_s = ctx.need
         dx, dy, ds = _clip_grads(x, y, scale, lse_row, lse_col, grad_out, ctx.ring, ctx.rows, ctx.smoothing,
                                  ctx.share, need_x or need_s)
-        return (dx.to(x.dtype) if need_x else None, dy.to(y.dtype) if need_y else None,
+        return (dx.to(x.dtype) if need_x and dx is not None else None, dy.to(y.dtype) if need_y else None,
                 ds.to(scale.dtype) if need_s else None, None, None, None, None)
 
 
-def _clip_grads(x, y, scale, lse_row, lse_col, g, ring: Ring, rows: int, e: float, share: float, need_gx: bool):
+def _clip_grads(
+    x: Tensor, y: Tensor, scale: Tensor, lse_row: Tensor, lse_col: Tensor, g: Tensor, ring: Ring, rows: int,
+    e: float, share: float, need_gx: bool,
+) -> tuple[Tensor | None, Tensor, Tensor]:
     cdt = lse_row.dtype
     acc = _acc_dtype(x.device)
     n, d = x.shape

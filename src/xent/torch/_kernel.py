@@ -24,6 +24,7 @@ import torch
 __all__ = [
     "LossOptions",
     "grad_",
+    "kept_rows",
     "reduce_rows",
     "reduction_scale",
     "row_losses",
@@ -38,16 +39,25 @@ __all__ = [
 class LossOptions:
     """Validated scalar options (Python numbers, so tracing treats them as constants)."""
 
-    ignore_index: int
+    ignore_index: int | None  # None: every row counts
     label_smoothing: float
     z_loss: float
     softcap: float | None
     reduction: str
 
 
-def row_weights(target: torch.Tensor, class_weights: torch.Tensor | None, ignore_index: int, dtype: torch.dtype):
+def kept_rows(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
+    """The rows whose label is not ``ignore_index`` (all rows when it is None)."""
+    if ignore_index is None:
+        return torch.ones_like(target, dtype=torch.bool)
+    return target != ignore_index
+
+
+def row_weights(
+    target: torch.Tensor, class_weights: torch.Tensor | None, ignore_index: int | None, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Safe labels (ignored -> 0), the valid mask and c_i = w[y_i] * valid_i."""
-    valid = target != ignore_index
+    valid = kept_rows(target, ignore_index)
     safe = torch.where(valid, target, torch.zeros((), dtype=target.dtype, device=target.device))
     if class_weights is None:
         c = valid.to(dtype)
@@ -56,7 +66,13 @@ def row_weights(target: torch.Tensor, class_weights: torch.Tensor | None, ignore
     return safe, valid, c
 
 
-def reduction_scale(target, class_weights, opts: LossOptions, dtype: torch.dtype, sample_weights=None):
+def reduction_scale(
+    target: torch.Tensor,
+    class_weights: torch.Tensor | None,
+    opts: LossOptions,
+    dtype: torch.dtype,
+    sample_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(inv, scale): 1 / sum_i s_i c_i in the accumulation dtype, and the gradient's row scale in ``dtype``.
 
     ``sample_weights`` (N,) are the core API's per-example weights ``s_i`` (1 when None).
@@ -96,7 +112,9 @@ def softcap_(buf: torch.Tensor, opts: LossOptions, keep_tanh: bool) -> torch.Ten
     return tanh
 
 
-def shifted_stats_(buf: torch.Tensor, y: torch.Tensor, class_weights: torch.Tensor | None, smoothing: bool):
+def shifted_stats_(
+    buf: torch.Tensor, y: torch.Tensor, class_weights: torch.Tensor | None, smoothing: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Per row: max ``m``, ``sum exp(z - m)``, ``z_y - m`` and ``sum_c w_c (z_c - m)`` (None unless smoothing).
 
     ``buf`` (R, C) ends holding ``exp(z - m)``. Shifting by the row max keeps exp from
@@ -113,7 +131,17 @@ def shifted_stats_(buf: torch.Tensor, y: torch.Tensor, class_weights: torch.Tens
     return m.squeeze(1), buf.sum(1), z_y, smooth
 
 
-def row_losses(log_s, z_y, smooth, lse, w_y, valid, opts: LossOptions, n_classes: int, sum_w):
+def row_losses(
+    log_s: torch.Tensor,
+    z_y: torch.Tensor,
+    smooth: torch.Tensor | None,
+    lse: torch.Tensor,
+    w_y: torch.Tensor | None,
+    valid: torch.Tensor,
+    opts: LossOptions,
+    n_classes: int,
+    sum_w: float | torch.Tensor,
+) -> torch.Tensor:
     """Per-row loss from statistics shifted by one per-row constant ``M``.
 
     ``log_s = lse - M``, ``z_y`` is ``z_y - M`` and ``smooth`` is ``sum_c w_c (z_c - M)``;
@@ -133,30 +161,46 @@ def row_losses(log_s, z_y, smooth, lse, w_y, valid, opts: LossOptions, n_classes
     return torch.where(valid, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
 
 
-def grad_(buf, factor, y, own, w_y, class_weights, opts: LossOptions, n_classes: int, sum_w, r, lse, tanh) -> None:
-    """Turn ``buf`` = ``exp(z - m)`` into ``r * dl/dz`` in place, ``p = buf * factor`` (factor = exp(m - lse)).
+def grad_(
+    buf: torch.Tensor,
+    exp_to_p: torch.Tensor | None,
+    y: torch.Tensor,
+    owns_label: torch.Tensor | None,
+    w_y: torch.Tensor | None,
+    class_weights: torch.Tensor | None,
+    opts: LossOptions,
+    n_classes: int,
+    sum_w: float | torch.Tensor,
+    row_scale: torch.Tensor,
+    lse: torch.Tensor,
+    tanh: torch.Tensor | None,
+) -> None:
+    """Turn ``buf`` = ``exp(z - m)`` into ``row_scale * dl/dz`` in place, ``p = buf * exp_to_p``.
 
-    ``factor`` None means ``buf`` already holds ``p``. ``class_weights`` are those of
-    ``buf``'s columns, ``n_classes`` and ``sum_w`` those of the whole vocabulary. The
-    one-hot term goes to column ``y`` of the rows where ``own`` is true (None: all rows).
+    ``exp_to_p`` (``exp(m - lse)``, per row) None means ``buf`` already holds ``p``.
+    ``class_weights`` are those of ``buf``'s columns, ``n_classes`` and ``sum_w`` those of
+    the whole vocabulary. The one-hot term goes to column ``y`` of the rows where
+    ``owns_label`` is true (None: all rows).
     """
     e = opts.label_smoothing
-    one = torch.ones((), dtype=buf.dtype, device=buf.device) if w_y is None else w_y
-    coef = (1.0 - e) * one + (e / n_classes) * sum_w  # sum_c w_c q_c
+    label_weight = torch.ones((), dtype=buf.dtype, device=buf.device) if w_y is None else w_y
+    target_mass = (1.0 - e) * label_weight + (e / n_classes) * sum_w  # W = sum_c w_c q_c
     if opts.z_loss > 0.0:
-        coef = coef + (2.0 * opts.z_loss) * one * lse
-    coef = coef * r if factor is None else coef * r * factor
+        target_mass = target_mass + (2.0 * opts.z_loss) * label_weight * lse
+    coef = target_mass * row_scale if exp_to_p is None else target_mass * row_scale * exp_to_p
     buf.mul_(coef.unsqueeze(1))  # p * (sum_c w_c q_c + z-loss term)
     if e > 0.0:
+        # - e/C w_c: the smoothing mass every class gets
         if class_weights is None:
-            buf.sub_((e / n_classes) * r.unsqueeze(1))
+            buf.sub_((e / n_classes) * row_scale.unsqueeze(1))
         else:
-            buf.addr_(r, class_weights, alpha=-e / n_classes)  # in-place rank-1: no (R, C) temporary
+            buf.addr_(row_scale, class_weights, alpha=-e / n_classes)  # in-place rank-1: no (R, C) temporary
     if e < 1.0:
-        hit = -(1.0 - e) * one * r
-        if own is not None:
-            hit = torch.where(own, hit, torch.zeros((), dtype=hit.dtype, device=hit.device))
-        buf.scatter_add_(1, y.unsqueeze(1), hit.unsqueeze(1))
+        # - (1 - e) w_y at the label: the one-hot's share
+        at_label = -(1.0 - e) * label_weight * row_scale
+        if owns_label is not None:
+            at_label = torch.where(owns_label, at_label, torch.zeros((), dtype=at_label.dtype, device=at_label.device))
+        buf.scatter_add_(1, y.unsqueeze(1), at_label.unsqueeze(1))
     if tanh is not None:
         buf.mul_(tanh.square_().neg_().add_(1.0))
 
@@ -187,11 +231,11 @@ def rows_loss_(
         log_s = s.log()
         lse = m + log_s
         loss = row_losses(log_s, z_y, smooth, lse, w_y, valid, opts, n_classes, sum_w)
-        factor = s.reciprocal()  # p = exp(z - m) / s
+        exp_to_p: torch.Tensor | None = s.reciprocal()  # p = exp(z - m) / s
     else:
         buf.sub_(lse.unsqueeze(1)).exp_()  # buf = softmax(z') from the saved lse
-        factor = None
+        exp_to_p = None
     if grad_scale is not None:
-        grad_(buf, factor, safe, None, w_y, class_weights, opts, n_classes, sum_w, valid.to(buf.dtype) * grad_scale,
-              lse, tanh)
+        grad_(buf, exp_to_p, safe, None, w_y, class_weights, opts, n_classes, sum_w,
+              valid.to(buf.dtype) * grad_scale, lse, tanh)
     return loss, lse

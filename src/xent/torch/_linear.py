@@ -21,14 +21,19 @@ place and handed out once; a second backward through the same graph
 (``retain_graph=True``, gradcheck) takes the recomputation path, so it is exact too.
 A backward that builds a graph (``create_graph=True``: gradient penalties,
 Hessian-vector products) differentiates the materialised formula of
-:func:`xent.torch._reference.reference_loss` instead, so it is exact to any order
+:func:`xent.torch._formula.formula_loss` instead, so it is exact to any order
 (and costs the N x V logits once).
 """
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
+from typing import Any
 
+import torch
+from torch import Tensor
+
+from xent.torch._formula import formula_loss
 from xent.torch._kernel import (
     LossOptions,
     reduce_rows,
@@ -38,12 +43,12 @@ from xent.torch._kernel import (
 )
 from xent.torch._logits import logits_block_rows
 from xent.torch._parallel import for_blocks, thread_buffer, threaded
-from xent.torch._reference import reference_loss
+from xent.torch._vocab_parallel import VocabShard
 
 __all__ = ["LinearCrossEntropyFunction", "fused_linear_cross_entropy"]
 
 
-def _chunk_logits(buf, h, weight, bias):
+def _chunk_logits(buf: Tensor, h: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     """buf[:] = h @ W.T + b in the buffer's dtype (the input dtype: float32 accumulation inside)."""
     if bias is None:
         torch.mm(h, weight.t(), out=buf)
@@ -51,11 +56,13 @@ def _chunk_logits(buf, h, weight, bias):
         torch.addmm(bias, h, weight.t(), out=buf)
 
 
-def _backward_fp(g, h, weight, grad_h, grad_w, need_h, need_w):
+def _backward_fp(
+    g: Tensor, h: Tensor, weight: Tensor, grad_h: Tensor | None, grad_w: Tensor | None, need_h: bool, need_w: bool
+) -> None:
     """Full-precision chunk: grad_h[:] = g @ W; grad_w += g.T @ h (accumulated inside the GEMM)."""
-    if need_h:
+    if need_h and grad_h is not None:
         torch.mm(g, weight, out=grad_h)
-    if need_w:
+    if need_w and grad_w is not None:
         grad_w.addmm_(g.t(), h)
 
 
@@ -69,10 +76,19 @@ def low_precision_gemm(dtype: torch.dtype, device: torch.device) -> bool:
         return True
     probe = {torch.bfloat16: ("_is_avx512_bf16_supported", "_is_amx_tile_supported"),
              torch.float16: ("_is_amx_fp16_supported",)}.get(dtype, ())
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probe)  # private probes: absent -> False
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probe)  # private probes: absent -> False
 
 
-def _backward_low(gl, h, weight, grad_h, grad_w, need_h, need_w, v_block=8192):
+def _backward_low(
+    gl: Tensor,
+    h: Tensor,
+    weight: Tensor,
+    grad_h: Tensor | None,
+    grad_w: Tensor | None,
+    need_h: bool,
+    need_w: bool,
+    v_block: int = 8192,
+) -> None:
     """Low-precision staged rows: grad_h[:] = g @ W natively; grad_w += g.T @ h into the float32 accumulator.
 
     ``g @ W`` runs in the input dtype (float32 accumulation inside the kernel, rounded once
@@ -82,9 +98,9 @@ def _backward_low(gl, h, weight, grad_h, grad_w, need_h, need_w, v_block=8192):
     :func:`_grad_w_buffer`): a product with a transposed low-precision operand takes a slow path
     on CPU. Elsewhere it is a float32 GEMM straight into the accumulator.
     """
-    if need_h:
+    if need_h and grad_h is not None:
         torch.mm(gl, weight, out=grad_h)
-    if not need_w:
+    if not need_w or grad_w is None:
         return
     if low_precision_gemm(weight.dtype, weight.device):  # either way is right for either layout
         h_t = h.t().contiguous()  # (d, rows): small
@@ -98,7 +114,7 @@ def _backward_low(gl, h, weight, grad_h, grad_w, need_h, need_w, v_block=8192):
             grad_w[start:stop].addmm_(gl[:, start:stop].t().to(grad_w.dtype), hf)
 
 
-def _grad_w_buffer(weight, cdt):
+def _grad_w_buffer(weight: Tensor, cdt: torch.dtype) -> Tensor:
     """The float32 (float64) accumulator of grad_weight, shape (V, d). Where the low-precision
     product is used (:func:`low_precision_gemm`) its memory is (d, V), a transposed view."""
     if weight.dtype == cdt or not low_precision_gemm(weight.dtype, weight.device):
@@ -106,15 +122,30 @@ def _grad_w_buffer(weight, cdt):
     return torch.zeros(weight.shape[::-1], dtype=cdt, device=weight.device).t()
 
 
-def _to_param_dtype(g, param):
+def _to_param_dtype(g: Tensor | None, param: Tensor | None) -> Tensor | None:
     """An accumulator handed back in the parameter's dtype and ordinary (row-major) layout."""
-    if g is None or (g.dtype == param.dtype and g.is_contiguous()):
+    if g is None or param is None or (g.dtype == param.dtype and g.is_contiguous()):
         return g
     return g.to(param.dtype, memory_format=torch.contiguous_format)
 
 
-def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: int, *, scale, lse=None,
-          grad_h=None, grad_w=None, grad_b=None, need=(False, False, False), shard=None):
+def _loop(
+    hidden: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    target: Tensor,
+    class_weights: Tensor | None,
+    opts: LossOptions,
+    rows: int,
+    *,
+    scale: Tensor | None,
+    lse: Tensor | None = None,
+    grad_h: Tensor | None = None,
+    grad_w: Tensor | None = None,
+    grad_b: Tensor | None = None,
+    need: tuple[bool, bool, bool] = (False, False, False),
+    shard: VocabShard | None = None,
+) -> tuple[Tensor | None, Tensor, Tensor]:
     """Run the chunks. ``scale``: None (loss only), a scalar tensor, or per-row (N,) tensor.
 
     ``lse`` given: the backward recomputation (no loss). ``shard`` (a
@@ -130,8 +161,8 @@ def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: 
     low = weight.dtype != cdt
     safe, valid, _ = row_weights(target, class_weights, opts.ignore_index, cdt)
     n_classes = v if shard is None else shard.n_classes
-    sum_w = 1.0 * n_classes if class_weights is None else class_weights.sum()
-    chunk_loss_ = rows_loss_ if shard is None else shard.rows_loss_
+    sum_w: float | Tensor = 1.0 * n_classes if class_weights is None else class_weights.sum()
+    chunk_loss_: Callable[..., tuple[Tensor | None, Tensor]] = rows_loss_ if shard is None else shard.rows_loss_
     need_h, need_w, need_b = need
     grads = scale is not None
     buf = torch.empty((min(rows, n), v), dtype=weight.dtype, device=device)  # logits, then their gradient
@@ -147,7 +178,7 @@ def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: 
         h = hidden[start:stop]
         _chunk_logits(b, h, weight, bias)
 
-        def rows_(k, b=b, start=start, stop=stop):
+        def rows_(k: int, b: Tensor = b, start: int = start, stop: int = stop) -> None:
             lo, hi = k * block, min(k * block + block, stop - start)
             rows_b = b[lo:hi]
             work = rows_b
@@ -158,7 +189,7 @@ def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: 
             s = None if scale is None else (scale if scale.dim() == 0 else scale[i:j])
             l_c, lse_c = chunk_loss_(work, safe[i:j], valid[i:j], opts, class_weights, sum_w, grad_scale=s,
                                      lse=None if lse is None else lse[i:j])
-            if lse is None:
+            if out_loss is not None and l_c is not None:
                 out_loss[i:j] = l_c
                 out_lse[i:j] = lse_c
             if low and grads:
@@ -167,7 +198,7 @@ def _loop(hidden, weight, bias, target, class_weights, opts: LossOptions, rows: 
         for_blocks(-(-(stop - start) // block), rows_, device, serial=serial)
         if not grads:
             continue
-        if need_b:
+        if need_b and grad_b is not None:
             grad_b.add_(b.sum(0, dtype=cdt))
         if low:
             _backward_low(b, h, weight, None if grad_h is None else grad_h[start:stop], grad_w, need_h, need_w)
@@ -180,7 +211,20 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
     """autograd Function behind :func:`xent.torch.linear_cross_entropy` (2-D hidden, 1-D target)."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, target, class_weights, opts, rows, need_h, need_w, need_b, shard):
+    def forward(
+        ctx: Any,
+        hidden: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        target: Tensor,
+        class_weights: Tensor | None,
+        opts: LossOptions,
+        rows: int,
+        need_h: bool,
+        need_w: bool,
+        need_b: bool,
+        shard: VocabShard | None,
+    ) -> tuple[Tensor, Tensor]:
         cdt = torch.promote_types(hidden.dtype, torch.float32)
         need = (need_h, need_w, need_b)
         inv, scale = reduction_scale(target, class_weights, opts, cdt)
@@ -191,11 +235,12 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
                 grad_h = torch.empty_like(hidden)
             if need_w:
                 grad_w = _grad_w_buffer(weight, cdt)
-            if need_b:
+            if need_b and bias is not None:
                 grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device)
         losses, lse, _ = _loop(hidden, weight, bias, target, class_weights, opts, rows, scale=scale if fused else None,
                                grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=need, shard=shard)
         ctx.save_for_backward(hidden, weight, bias, target, class_weights, lse)
+        assert losses is not None  # the forward computes the loss
         out = reduce_rows(losses, inv, opts)
         ctx.fused = None
         ctx.scale = None if opts.reduction == "none" else scale
@@ -209,7 +254,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         return out, lse
 
     @staticmethod
-    def backward(ctx, grad_out, grad_lse):
+    def backward(ctx: Any, grad_out: Tensor, grad_lse: Tensor | None) -> tuple[Tensor | None, ...]:
         nones = (None,) * 8
         shard = ctx.shard
         if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
@@ -234,7 +279,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         scale = grad_out.to(cdt) if ctx.scale is None else ctx.scale * grad_out.to(cdt)
         grad_h = torch.empty_like(hidden) if need_h else None
         grad_w = _grad_w_buffer(weight, cdt) if need_w else None
-        grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device) if need_b else None
+        grad_b = torch.zeros(bias.shape, dtype=cdt, device=bias.device) if need_b and bias is not None else None
         _loop(hidden, weight, bias, target, class_weights, ctx.opts, ctx.rows, scale=scale, lse=lse,
               grad_h=grad_h, grad_w=grad_w, grad_b=grad_b, need=ctx.need, shard=shard)
         if shard is not None:
@@ -242,8 +287,8 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         return (grad_h, _to_param_dtype(grad_w, weight), _to_param_dtype(grad_b, bias), *nones)
 
 
-def _differentiable_grads(ctx, grad_out):
-    """Gradients of the materialised formula (:func:`reference_loss`), built as a graph.
+def _differentiable_grads(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    """Gradients of the materialised formula (:func:`xent.torch._formula.formula_loss`), built as a graph.
 
     Only a backward with ``create_graph=True`` comes here (gradient penalties, Hessian-vector
     products): it materialises the N x V logits once, in float32 (float64 for float64 inputs).
@@ -255,16 +300,27 @@ def _differentiable_grads(ctx, grad_out):
         z = hidden.to(cdt) @ weight.to(cdt).t()
         if bias is not None:
             z = z + bias.to(cdt)
-        out, _ = reference_loss(z, target, ctx.opts, class_weights)
+        out, _ = formula_loss(z, target, ctx.opts, class_weights)
         got = iter(torch.autograd.grad(out, inputs, grad_out.to(out.dtype), create_graph=True))
     return tuple(next(got) if need else None for need in ctx.needs_input_grad[:3])
 
 
-def fused_linear_cross_entropy(hidden, weight, bias, target, class_weights, opts, rows, shard=None):
+def fused_linear_cross_entropy(
+    hidden: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    target: Tensor,
+    class_weights: Tensor | None,
+    opts: LossOptions,
+    rows: int,
+    shard: VocabShard | None = None,
+) -> tuple[Tensor, Tensor]:
     """Dispatch to the Function with the needs-grad flags resolved (2-D hidden, 1-D target)."""
     grad_on = torch.is_grad_enabled()
     need_h = grad_on and hidden.requires_grad
     need_w = grad_on and weight.requires_grad
     need_b = grad_on and bias is not None and bias.requires_grad
-    return LinearCrossEntropyFunction.apply(hidden, weight, bias, target, class_weights, opts, rows,
-                                            need_h, need_w, need_b, shard)
+    loss, lse = LinearCrossEntropyFunction.apply(  # type: ignore[no-untyped-call]
+        hidden, weight, bias, target, class_weights, opts, rows, need_h, need_w, need_b, shard
+    )
+    return loss, lse

@@ -9,15 +9,21 @@ gradient (in place) by the upstream gradient, per row for ``reduction="none"``,
 which is exact because row ``i`` of the gradient depends on the loss of row
 ``i`` only. A second backward through the same graph recomputes the gradient.
 A backward that builds a graph (``create_graph=True``) differentiates the
-materialised formula of :func:`xent.torch._reference.reference_loss` instead,
+materialised formula of :func:`xent.torch._formula.formula_loss` instead,
 so gradient penalties and Hessian-vector products are exact.
 """
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
+from typing import Any
 
+import torch
+from torch import Tensor
+
+from xent.torch._formula import formula_loss
 from xent.torch._kernel import (
+    LossOptions,
     grad_,
     reduce_rows,
     reduction_scale,
@@ -28,8 +34,7 @@ from xent.torch._kernel import (
 )
 from xent.torch._options import default_rows
 from xent.torch._parallel import for_blocks, thread_buffer, threaded
-from xent.torch._reference import reference_loss
-from xent.torch._vocab_parallel import stats_width
+from xent.torch._vocab_parallel import VocabShard, stats_width
 
 __all__ = ["CrossEntropyFunction", "logits_block_rows", "logits_rows"]
 
@@ -46,7 +51,17 @@ class CrossEntropyFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits, target, class_weights, sample_weights, opts, rows, need_grad, shard=None):
+    def forward(
+        ctx: Any,
+        logits: Tensor,
+        target: Tensor,
+        class_weights: Tensor | None,
+        sample_weights: Tensor | None,
+        opts: LossOptions,
+        rows: int,
+        need_grad: bool,
+        shard: VocabShard | None = None,
+    ) -> tuple[Tensor, Tensor]:
         cdt = torch.promote_types(logits.dtype, torch.float32)
         inv, scale = reduction_scale(target, class_weights, opts, cdt, sample_weights)
         losses, lse, grad = logits_rows(logits, target, class_weights, sample_weights, opts, rows,
@@ -62,7 +77,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         return out, lse
 
     @staticmethod
-    def backward(ctx, grad_out, grad_lse):
+    def backward(ctx: Any, grad_out: Tensor, grad_lse: Tensor | None) -> tuple[Tensor | None, ...]:
         logits, target, class_weights, sample_weights = ctx.saved_tensors
         nones = (None,) * 7
         if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
@@ -74,7 +89,7 @@ class CrossEntropyFunction(torch.autograd.Function):
             ctx.grad = None
             with torch.enable_grad():
                 z = logits.to(torch.promote_types(logits.dtype, torch.float32))
-                out, _ = reference_loss(z, target, ctx.opts, class_weights, sample_weights)
+                out, _ = formula_loss(z, target, ctx.opts, class_weights, sample_weights)
                 (g,) = torch.autograd.grad(out, logits, grad_out.to(out.dtype), create_graph=True)
             return (g, *nones)
         grad = ctx.grad
@@ -88,7 +103,16 @@ class CrossEntropyFunction(torch.autograd.Function):
         return (grad.to(logits.dtype), *nones)
 
 
-def logits_rows(logits, target, class_weights, sample_weights, opts, rows, scale, shard=None):
+def logits_rows(
+    logits: Tensor,
+    target: Tensor,
+    class_weights: Tensor | None,
+    sample_weights: Tensor | None,
+    opts: LossOptions,
+    rows: int,
+    scale: Tensor | None,
+    shard: VocabShard | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """Per-row loss (times ``sample_weights``) and lse; with ``scale``, also the (N, C) gradient times ``scale``.
 
     The gradient does not include the upstream gradient yet. Without ``scale`` no gradient is kept.
@@ -99,22 +123,24 @@ def logits_rows(logits, target, class_weights, sample_weights, opts, rows, scale
     n_classes = width if shard is None else shard.n_classes
     device = logits.device
     safe, valid, _ = row_weights(target, class_weights, opts.ignore_index, cdt)
-    sum_w = 1.0 * n_classes if class_weights is None else class_weights.sum()
-    need_grad = scale is not None
-    if need_grad and sample_weights is not None:
+    sum_w: float | Tensor = 1.0 * n_classes if class_weights is None else class_weights.sum()
+    if scale is not None and sample_weights is not None:
         scale = scale * sample_weights  # per-row gradient scale s_i * (1 / sum or 1)
     losses = torch.empty((n,), dtype=cdt, device=device)
     lses = torch.empty((n,), dtype=cdt, device=device)
-    grad = torch.empty((n, width), dtype=cdt, device=device) if need_grad else None
+    grad = torch.empty((n, width), dtype=cdt, device=device) if scale is not None else None
     n_blocks = -(-n // rows)
-    if need_grad:
-        def buffer(start, stop):
-            return grad[start:stop]
+    buffer: Callable[[int, int], Tensor]
+    if grad is not None:
+        grad_rows = grad
+
+        def buffer(start: int, stop: int) -> Tensor:
+            return grad_rows[start:stop]
     else:  # the blocks only need their loss and lse: one reused buffer per thread
         scratch = thread_buffer(lambda: torch.empty((min(rows, n), width), dtype=cdt, device=device),
                                 threaded(device, n_blocks))
 
-        def buffer(start, stop):
+        def buffer(start: int, stop: int) -> Tensor:
             return scratch()[: stop - start]
 
     def block(k: int) -> None:
@@ -124,7 +150,8 @@ def logits_rows(logits, target, class_weights, sample_weights, opts, rows, scale
         b.copy_(logits[start:stop])
         s = None if scale is None else (scale if scale.dim() == 0 else scale[start:stop])
         l_c, lse_c = rows_loss_(b, safe[start:stop], valid[start:stop], opts, class_weights, sum_w, grad_scale=s)
-        losses[start:stop] = l_c
+        if l_c is not None:
+            losses[start:stop] = l_c
         lses[start:stop] = lse_c
 
     if shard is None:
@@ -137,7 +164,19 @@ def logits_rows(logits, target, class_weights, sample_weights, opts, rows, scale
     return losses, lses, grad
 
 
-def _shard_rows(logits, safe, valid, class_weights, sum_w, opts, rows, scale, shard, buffer, grad):
+def _shard_rows(
+    logits: Tensor,
+    safe: Tensor,
+    valid: Tensor,
+    class_weights: Tensor | None,
+    sum_w: float | Tensor,
+    opts: LossOptions,
+    rows: int,
+    scale: Tensor | None,
+    shard: VocabShard,
+    buffer: Callable[[int, int], Tensor],
+    grad: Tensor | None,
+) -> tuple[Tensor, Tensor]:
     """Vocabulary-parallel rows: local statistics block by block, one ``all_gather`` for all rows, then gradients.
 
     ``buffer(start, stop)`` gives each block's working rows (the gradient's, when kept).
@@ -161,19 +200,20 @@ def _shard_rows(logits, safe, valid, class_weights, sum_w, opts, rows, scale, sh
     log_s, z_y, smooth, lse = shard.combine(shard.gather(stats), owner, wsum)
     w_y = None if class_weights is None else class_weights.gather(0, safe)
     losses = row_losses(log_s, z_y, smooth, lse, w_y, valid, opts, shard.n_classes, sum_w)
-    if grad is None or grad.shape[1] == 0:
+    if grad is None or scale is None or grad.shape[1] == 0:
         return losses, lse
-    factor = (stats[:, 0] - lse).exp()  # p = exp(z - m_k) * exp(m_k - lse)
-    r = valid.to(cdt) * scale
+    grad_rows = grad
+    exp_to_p = (stats[:, 0] - lse).exp()  # p = exp(z - m_k) * exp(m_k - lse)
+    row_scale = valid.to(cdt) * scale
 
     def grad_block(k: int) -> None:
         start, stop = k * rows, min(k * rows + rows, n)
         tanh = None
         if opts.softcap is not None:  # recomputed from the logits: d(s tanh(z/s))/dz = 1 - tanh^2
             tanh = torch.tanh(logits[start:stop].to(cdt) / opts.softcap)
-        grad_(grad[start:stop], factor[start:stop], col[start:stop], mine[start:stop],
+        grad_(grad_rows[start:stop], exp_to_p[start:stop], col[start:stop], mine[start:stop],
               None if w_y is None else w_y[start:stop], cw_local, opts, shard.n_classes, sum_w,
-              r if r.dim() == 0 else r[start:stop], lse[start:stop], tanh)
+              row_scale if row_scale.dim() == 0 else row_scale[start:stop], lse[start:stop], tanh)
 
     for_blocks(n_blocks, grad_block, logits.device)
     return losses, lse

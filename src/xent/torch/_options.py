@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from xent._lib.namespace import get_namespace
+from xent._lib.typing import Reduction
 from xent._lib.validation import (
     check_choice,
+    check_count,
     check_fraction,
     check_labels,
     check_nonnegative,
@@ -29,6 +31,7 @@ __all__ = [
     "Reduction",
     "check_chunk_size",
     "check_class_weights",
+    "check_ignore_index",
     "check_options",
     "check_target",
     "check_tensor",
@@ -36,8 +39,6 @@ __all__ = [
     "compute_dtype",
     "default_rows",
 ]
-
-Reduction = Literal["mean", "sum", "none"]
 
 
 def compiling() -> bool:
@@ -53,13 +54,7 @@ def check_options(
     reduction: Any,
 ) -> LossOptions:
     check_choice("reduction", reduction, Reduction)
-    # Any integer type (int, np.int64, a 0-d integer tensor...): operator.index accepts exactly those.
-    try:
-        if isinstance(ignore_index, (bool, np.bool_)):
-            raise TypeError
-        ignore_index = operator.index(ignore_index)
-    except TypeError:
-        raise TypeError(f"`ignore_index` must be an integer, got {ignore_index!r}") from None
+    ignore_index = check_ignore_index(ignore_index)
     e = check_fraction("label_smoothing", label_smoothing)
     z = check_nonnegative_scalar("z_loss", z_loss)
     cap = None
@@ -67,15 +62,22 @@ def check_options(
         cap = check_nonnegative_scalar("softcap", softcap)
         if not cap > 0.0:
             raise ValueError(f"`softcap` must be None or a finite number > 0, got {softcap!r}")
-    return LossOptions(ignore_index=int(ignore_index), label_smoothing=e, z_loss=z, softcap=cap, reduction=reduction)
+    return LossOptions(ignore_index=ignore_index, label_smoothing=e, z_loss=z, softcap=cap, reduction=reduction)
+
+
+def check_ignore_index(ignore_index: Any) -> int:
+    """Any integer type (int, np.int64, a 0-d integer tensor...), as a Python int."""
+    # operator.index accepts exactly the integer types.
+    try:
+        if isinstance(ignore_index, (bool, np.bool_)):
+            raise TypeError
+        return operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"`ignore_index` must be an integer, got {ignore_index!r}") from None
 
 
 def check_chunk_size(chunk_size: Any) -> int | None:
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be None or an integer >= 1, got {chunk_size!r}")
-    return chunk_size
+    return None if chunk_size is None else check_count("chunk_size", chunk_size, or_none=True)
 
 
 def check_tensor(name: str, x: Any) -> None:
@@ -83,7 +85,7 @@ def check_tensor(name: str, x: Any) -> None:
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
 
 
-def check_target(target: torch.Tensor, *, num_classes: int, ignore_index: int) -> torch.Tensor:
+def check_target(target: torch.Tensor, *, num_classes: int, ignore_index: int | None) -> torch.Tensor:
     """Integer dtype always; values in [0, C) or ignore_index (see module docstring).
 
     Returns the labels as int64 (no copy when they already are): every integer dtype is
@@ -99,7 +101,9 @@ def check_target(target: torch.Tensor, *, num_classes: int, ignore_index: int) -
     if target.device.type == "cpu":
         check_labels("target", target, get_namespace(target), num_classes=num_classes, ignore_index=ignore_index)
     else:
-        bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
+        bad = (target < 0) | (target >= num_classes)
+        if ignore_index is not None:
+            bad = bad & (target != ignore_index)
         torch._assert_async(~bad.any(), f"`target` must hold class labels in [0, {num_classes}) or equal ignore_index")
     return target
 
@@ -113,9 +117,10 @@ def check_class_weights(class_weights: Any, *, num_classes: int, like: torch.Ten
         raise ValueError(
             f"`class_weights` must have shape ({num_classes},) (one weight per class), got {tuple(class_weights.shape)}"
         )
-    if not compiling() and class_weights.device.type == "cpu":
-        check_nonnegative("class_weights", class_weights, get_namespace(class_weights))
-    return class_weights.to(device=like.device, dtype=like.dtype)
+    weights: torch.Tensor = class_weights
+    if not compiling() and weights.device.type == "cpu":
+        check_nonnegative("class_weights", weights, get_namespace(weights))
+    return weights.to(device=like.device, dtype=like.dtype)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -30,12 +30,14 @@ __all__ = ["for_blocks", "thread_buffer", "threaded"]
 
 _local = threading.local()
 _lock = threading.Lock()
-_state: dict = {"pool": None, "size": 0}
+class _Shared:
+    """The process's pool (None until first used, and in a forked child)."""
+
+    pool: _Pool | None = None
 
 
 def _reset_after_fork() -> None:
-    _state["pool"] = None
-    _state["size"] = 0
+    _Shared.pool = None
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -43,7 +45,8 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 class _Pool:
     def __init__(self, size: int) -> None:
-        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.size = size
+        self.tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         threads = torch.get_num_threads()
         ready = threading.Barrier(size + 1)
         for _ in range(size):
@@ -63,10 +66,10 @@ class _Pool:
 
 def _pool(size: int) -> _Pool:
     with _lock:
-        if _state["pool"] is None or _state["size"] < size:
-            _state["pool"] = _Pool(size)  # an outgrown pool's threads stay parked on its empty queue
-            _state["size"] = size
-        return _state["pool"]
+        pool = _Shared.pool
+        if pool is None or pool.size < size:
+            pool = _Shared.pool = _Pool(size)  # an outgrown pool's threads stay parked on its empty queue
+        return pool
 
 
 def threaded(device: torch.device, n_blocks: int) -> bool:
@@ -85,7 +88,13 @@ def thread_buffer(make: Callable[[], torch.Tensor], threads: bool) -> Callable[[
     """
     if not threads:
         one: list[torch.Tensor] = []
-        return lambda: one[0] if one else one.append(make()) or one[0]
+
+        def first() -> torch.Tensor:
+            if not one:
+                one.append(make())
+            return one[0]
+
+        return first
     local = threading.local()
 
     def get() -> torch.Tensor:

@@ -62,20 +62,22 @@ def sparse_categorical_cross_entropy(
     example_shape = z.shape[:-1]
     z2 = z.reshape(-1, n_classes)
     target = labels.reshape(-1)
-    # Without ignore_index every label was checked to lie in [0, C): -1 then matches none.
-    opts = LossOptions(ignore_index=-1 if ignore_index is None else int(ignore_index),
-                       label_smoothing=label_smoothing, z_loss=0.0, softcap=None, reduction=reduction)
+    opts = LossOptions(ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=0.0, softcap=None,
+                       reduction=reduction)
     cw = None if class_weights is None else class_weights.to(cdt)
     sw = None if weights is None else weights.reshape(-1).to(cdt)
     rows = logits_block_rows(n_classes)
+    grad: torch.Tensor | None = None
     if return_grad:
         inv, scale = reduction_scale(target, cw, opts, cdt, sw)
-        losses, _, grad = logits_rows(z2, target, cw, sw, opts, rows, scale)
+        losses, _, grad_rows = logits_rows(z2, target, cw, sw, opts, rows, scale)
         loss = reduce_rows(losses, inv, opts)
-        grad = grad.reshape(z.shape).movedim(-1, axis).to(logits.dtype)
+        if grad_rows is not None:  # always, with a scale
+            grad = grad_rows.reshape(z.shape).movedim(-1, axis).to(logits.dtype)
     else:
-        loss, _ = CrossEntropyFunction.apply(z2, target, cw, sw, opts, rows, _requires_grad(logits))
-        grad = None
+        loss, _ = CrossEntropyFunction.apply(  # type: ignore[no-untyped-call]
+            z2, target, cw, sw, opts, rows, _requires_grad(logits)
+        )
     if reduction == "none":
         loss = loss.reshape(example_shape)
     return loss.to(logits.dtype), grad

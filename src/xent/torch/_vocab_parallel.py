@@ -24,6 +24,7 @@ Collectives used: ``all_gather_single`` (``all_gather_into_tensor`` before torch
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,10 @@ class VocabShard:
         col = torch.where(mine, safe - self.lo, torch.zeros((), dtype=safe.dtype, device=safe.device))
         return owner, mine, col
 
-    def local_stats_(self, buf, col, mine, opts: LossOptions, class_weights_local) -> torch.Tensor:
+    def local_stats_(
+        self, buf: torch.Tensor, col: torch.Tensor, mine: torch.Tensor, opts: LossOptions,
+        class_weights_local: torch.Tensor | None,
+    ) -> torch.Tensor:
         """(R, stats_width) statistics of this rank's columns; ``buf`` becomes ``exp(z - m_k)``."""
         rows = buf.shape[0]
         if buf.shape[1] == 0:  # an empty slice: m = -inf, nothing else
@@ -92,7 +96,9 @@ class VocabShard:
         _all_gather(out, stats.contiguous(), self.group)
         return out.view(world, stats.shape[0], stats.shape[1])
 
-    def combine(self, gathered: torch.Tensor, owner: torch.Tensor, shard_wsum: torch.Tensor | None):
+    def combine(
+        self, gathered: torch.Tensor, owner: torch.Tensor, shard_wsum: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(log_s, z_y, smooth, lse) shifted by the global row max ``M``, as :func:`row_losses` takes them.
 
         ``shard_wsum`` (world,): the class-weight sum of each rank's slice (needed with smoothing).
@@ -106,7 +112,7 @@ class VocabShard:
         rows = torch.arange(owner.shape[0], device=owner.device)
         z_y = gathered[owner, rows, 2] + d[owner, rows]
         smooth = None
-        if gathered.shape[2] == 4:
+        if shard_wsum is not None and gathered.shape[2] == 4:
             # sum_c w_c (z_c - M) = sum_k [sum_{c in k} w_c (z_c - m_k) + (m_k - M) sum_{c in k} w_c]
             shift = d * shard_wsum.unsqueeze(1)
             shift = torch.where(shard_wsum.unsqueeze(1) > 0, shift, torch.zeros((), dtype=d.dtype, device=d.device))
@@ -120,7 +126,18 @@ class VocabShard:
         cuts = list(_cumsum(self.sizes))
         return torch.stack([class_weights[a:b].sum() for a, b in itertools.pairwise(cuts)]).to(like.dtype)
 
-    def rows_loss_(self, buf, safe, valid, opts: LossOptions, class_weights, sum_w, *, grad_scale=None, lse=None):
+    def rows_loss_(
+        self,
+        buf: torch.Tensor,
+        safe: torch.Tensor,
+        valid: torch.Tensor,
+        opts: LossOptions,
+        class_weights: torch.Tensor | None,
+        sum_w: float | torch.Tensor,
+        *,
+        grad_scale: torch.Tensor | None = None,
+        lse: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """:func:`xent.torch._kernel.rows_loss_` for this rank's columns of the logits (one ``all_gather``).
 
         ``class_weights`` and ``sum_w`` are those of the whole vocabulary; the loss and
@@ -136,12 +153,12 @@ class VocabShard:
             log_s, z_y, smooth, lse = self.combine(self.gather(stats), owner,
                                                    self.shard_wsum(class_weights, buf) if stats.shape[1] == 4 else None)
             loss = row_losses(log_s, z_y, smooth, lse, w_y, valid, opts, self.n_classes, sum_w)
-            factor = (stats[:, 0] - lse).exp()  # p = exp(z - m_k) * exp(m_k - lse)
+            exp_to_p: torch.Tensor | None = (stats[:, 0] - lse).exp()  # p = exp(z - m_k) * exp(m_k - lse)
         else:
             buf.sub_(lse.unsqueeze(1)).exp_()
-            factor = None
+            exp_to_p = None
         if grad_scale is not None and buf.shape[1] > 0:
-            grad_(buf, factor, col, mine, w_y, cw_local, opts, self.n_classes, sum_w,
+            grad_(buf, exp_to_p, col, mine, w_y, cw_local, opts, self.n_classes, sum_w,
                   valid.to(buf.dtype) * grad_scale, lse, tanh)
         return loss, lse
 
@@ -158,7 +175,7 @@ def _all_gather(out: torch.Tensor, inp: torch.Tensor, group: Any) -> None:
     fn(out, inp, group=group)
 
 
-def _cumsum(sizes):
+def _cumsum(sizes: Iterable[int]) -> Iterator[int]:
     total = 0
     yield 0
     for s in sizes:

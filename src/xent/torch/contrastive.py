@@ -10,11 +10,12 @@ ring of the ranks. The algorithms are described in :mod:`xent.torch._contrastive
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 
 from xent._lib.validation import check_fraction
 from xent.torch._contrastive import CLIPFunction, Ring, SigLIPFunction, single_ring
@@ -163,7 +164,14 @@ def _ring(group: Any, x: Any, error: Exception | None) -> Ring:
     return Ring(group=group, rank=rank, sizes=tuple(m[1] for m in rows))
 
 
-def _prepare(x, y, scalars: dict[str, tuple[Any, bool]], chunk_size, group, extra_checks=None):
+def _prepare(
+    x: Tensor,
+    y: Tensor,
+    scalars: dict[str, tuple[Any, bool]],
+    chunk_size: int | None,
+    group: Any,
+    extra_checks: Callable[[], None] | None = None,
+) -> tuple[Ring, int, dict[str, Tensor]]:
     """Validate locally; with a group, agree on the sizes (or fail on every rank). Returns ring, rows, scalars."""
     error: Exception | None = None
     out: dict[str, torch.Tensor] = {}
@@ -193,7 +201,15 @@ def _needs(*tensors: torch.Tensor) -> tuple[bool, ...]:
     return tuple(on and t.requires_grad for t in tensors)
 
 
-def siglip_loss(x, y, scale, bias, *, chunk_size=None, group=None):
+def siglip_loss(
+    x: Tensor,
+    y: Tensor,
+    scale: float | Tensor,
+    bias: float | Tensor,
+    *,
+    chunk_size: int | None = None,
+    group: Any = None,
+) -> Tensor:
     r"""SigLIP's pairwise sigmoid loss, chunked, optionally over the ranks of a process group.
 
     With logits :math:`l_{ij} = s\, x_i \cdot y_j + b` and :math:`z_{ij} = +1` on the
@@ -250,16 +266,28 @@ def siglip_loss(x, y, scale, bias, *, chunk_size=None, group=None):
        Image Pre-Training", ICCV 2023 (arXiv:2303.15343), sec. 3.3 (the ring).
     .. [2] open_clip, ``open_clip.loss.SigLipLoss``.
     """
-    return (_siglip if group is None else _siglip_eager)(x, y, scale, bias, chunk_size, group)
+    run: Callable[..., Tensor] = _siglip if group is None else _siglip_eager
+    return run(x, y, scale, bias, chunk_size, group)
 
 
-def _siglip(x, y, scale, bias, chunk_size, group):
+def _siglip(
+    x: Tensor, y: Tensor, scale: float | Tensor, bias: float | Tensor, chunk_size: int | None, group: Any
+) -> Tensor:
     ring, rows, sc = _prepare(x, y, {"scale": (scale, True), "bias": (bias, False)}, chunk_size, group)
     s, b = sc["scale"], sc["bias"]
-    return SigLIPFunction.apply(x, y, s, b, ring, rows, _needs(x, y, s, b))
+    loss: Tensor = SigLIPFunction.apply(x, y, s, b, ring, rows, _needs(x, y, s, b))  # type: ignore[no-untyped-call]
+    return loss
 
 
-def clip_loss(x, y, scale, *, label_smoothing=0.0, chunk_size=None, group=None):
+def clip_loss(
+    x: Tensor,
+    y: Tensor,
+    scale: float | Tensor,
+    *,
+    label_smoothing: float = 0.0,
+    chunk_size: int | None = None,
+    group: Any = None,
+) -> Tensor:
     r"""CLIP's symmetric softmax cross-entropy, chunked, optionally over the ranks of a process group.
 
     With logits :math:`l_{ij} = s\, x_i \cdot y_j`, the loss is the mean of the
@@ -318,29 +346,40 @@ def clip_loss(x, y, scale, *, label_smoothing=0.0, chunk_size=None, group=None):
        Barrier: Near Infinite Batch Size Scaling for Contrastive Loss" (Inf-CL), 2024.
     """
     e = check_fraction("label_smoothing", label_smoothing)
-    return (_clip if group is None else _clip_eager)(x, y, scale, e, chunk_size, group)
+    run: Callable[..., Tensor] = _clip if group is None else _clip_eager
+    return run(x, y, scale, e, chunk_size, group)
 
 
-def _clip(x, y, scale, e, chunk_size, group):
+def _clip(x: Tensor, y: Tensor, scale: float | Tensor, e: float, chunk_size: int | None, group: Any) -> Tensor:
     ring, rows, sc = _prepare(x, y, {"scale": (scale, True)}, chunk_size, group)
     s = sc["scale"]
-    return CLIPFunction.apply(x, y, s, ring, rows, e, _needs(x, y, s))
+    loss: Tensor = CLIPFunction.apply(x, y, s, ring, rows, e, _needs(x, y, s))  # type: ignore[no-untyped-call]
+    return loss
 
 
 # Point-to-point sends do not trace: under torch.compile the distributed path runs eagerly (one graph
 # break around it); without a group the whole loss compiles (fullgraph=True works).
-_siglip_eager = torch.compiler.disable(_siglip)
-_clip_eager = torch.compiler.disable(_clip)
+_siglip_eager = torch.compiler.disable(_siglip)  # type: ignore[no-untyped-call]
+_clip_eager = torch.compiler.disable(_clip)  # type: ignore[no-untyped-call]
 
 
-siglip_loss.__doc__ = siglip_loss.__doc__.replace("{distributed}", _DISTRIBUTED_DOC)
-clip_loss.__doc__ = clip_loss.__doc__.replace("{distributed}", _DISTRIBUTED_DOC)
+siglip_loss.__doc__ = (siglip_loss.__doc__ or "").replace("{distributed}", _DISTRIBUTED_DOC)
+clip_loss.__doc__ = (clip_loss.__doc__ or "").replace("{distributed}", _DISTRIBUTED_DOC)
 
 
 class _Contrastive(nn.Module):
     """Shared state: the learnable log of the scale (and other 0-d values), chunk_size and group."""
 
-    def __init__(self, values: dict[str, float], *, learnable, chunk_size, group, device, dtype):
+    def __init__(
+        self,
+        values: dict[str, float],
+        *,
+        learnable: bool,
+        chunk_size: int | None,
+        group: Any,
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
+    ) -> None:
         super().__init__()
         check_chunk_size(chunk_size)
         for name, v in values.items():
@@ -388,8 +427,20 @@ class SigLIPLoss(_Contrastive):
     True
     """
 
-    def __init__(self, *, init_scale=10.0, init_bias=-10.0, learnable=True, chunk_size=None, group=None,
-                 device=None, dtype=None):
+    log_scale: Tensor
+    bias: Tensor
+
+    def __init__(
+        self,
+        *,
+        init_scale: float = 10.0,
+        init_bias: float = -10.0,
+        learnable: bool = True,
+        chunk_size: int | None = None,
+        group: Any = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         values = {"log_scale": self._log("init_scale", init_scale), "bias": init_bias}
         super().__init__(values, learnable=learnable, chunk_size=chunk_size, group=group, device=device, dtype=dtype)
 
@@ -427,8 +478,20 @@ class CLIPLoss(_Contrastive):
     True
     """
 
-    def __init__(self, *, init_scale=1 / 0.07, max_scale=100.0, learnable=True, label_smoothing=0.0,
-                 chunk_size=None, group=None, device=None, dtype=None):
+    log_scale: Tensor
+
+    def __init__(
+        self,
+        *,
+        init_scale: float = 1 / 0.07,
+        max_scale: float | None = 100.0,
+        learnable: bool = True,
+        label_smoothing: float = 0.0,
+        chunk_size: int | None = None,
+        group: Any = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         values = {"log_scale": self._log("init_scale", init_scale)}
         super().__init__(values, learnable=learnable, chunk_size=chunk_size, group=group, device=device, dtype=dtype)
         self.max_log_scale = None if max_scale is None else self._log("max_scale", max_scale)

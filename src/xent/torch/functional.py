@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Literal, overload
 
 import torch
+from torch import Tensor
 
+from xent._lib.typing import Reduction
 from xent.losses._common import check_flag
 from xent.torch._linear import fused_linear_cross_entropy
 from xent.torch._logits import CrossEntropyFunction, logits_block_rows
@@ -25,30 +28,72 @@ __all__ = ["cross_entropy", "linear_cross_entropy"]
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def _check_float(name, x):
+def _check_float(name: str, x: Any) -> None:
     check_tensor(name, x)
     if x.dtype not in _FLOATS:
         raise TypeError(f"`{name}` must be a floating tensor (float16, bfloat16, float32, float64), got dtype {x.dtype}")
 
 
+@overload
 def linear_cross_entropy(
-    hidden,
-    weight,
-    target,
+    hidden: Tensor,
+    weight: Tensor,
+    target: Tensor,
     /,
     *,
-    bias=None,
-    ignore_index=-100,
-    label_smoothing=0.0,
-    class_weights=None,
-    z_loss=0.0,
-    softcap=None,
-    reduction="mean",
-    chunk_size=None,
-    return_lse=False,
-    group=None,
-    reduce_hidden_grad=True,
-):
+    bias: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    class_weights: Tensor | None = None,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: Reduction = "mean",
+    chunk_size: int | None = None,
+    return_lse: Literal[False] = False,
+    group: Any = None,
+    reduce_hidden_grad: bool = True,
+) -> Tensor: ...
+
+
+@overload
+def linear_cross_entropy(
+    hidden: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    /,
+    *,
+    bias: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    class_weights: Tensor | None = None,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: Reduction = "mean",
+    chunk_size: int | None = None,
+    return_lse: Literal[True],
+    group: Any = None,
+    reduce_hidden_grad: bool = True,
+) -> tuple[Tensor, Tensor]: ...
+
+
+def linear_cross_entropy(
+    hidden: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    /,
+    *,
+    bias: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    class_weights: Tensor | None = None,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: Reduction = "mean",
+    chunk_size: int | None = None,
+    return_lse: bool = False,
+    group: Any = None,
+    reduce_hidden_grad: bool = True,
+) -> Tensor | tuple[Tensor, Tensor]:
     r"""Cross-entropy of ``hidden @ weight.T + bias`` without materialising the logits.
 
     For each row ``i`` with logits :math:`z_i = W h_i + b` (optionally softcapped,
@@ -221,21 +266,57 @@ def linear_cross_entropy(
     return (loss, lse) if return_lse else loss
 
 
+@overload
 def cross_entropy(
-    input,
-    target,
+    input: Tensor,
+    target: Tensor,
     /,
     *,
-    ignore_index=-100,
-    label_smoothing=0.0,
-    class_weights=None,
-    z_loss=0.0,
-    softcap=None,
-    reduction="mean",
-    chunk_size=None,
-    return_lse=False,
-    group=None,
-):
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    class_weights: Tensor | None = None,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: Reduction = "mean",
+    chunk_size: int | None = None,
+    return_lse: Literal[False] = False,
+    group: Any = None,
+) -> Tensor: ...
+
+
+@overload
+def cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    /,
+    *,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    class_weights: Tensor | None = None,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: Reduction = "mean",
+    chunk_size: int | None = None,
+    return_lse: Literal[True],
+    group: Any = None,
+) -> tuple[Tensor, Tensor]: ...
+
+
+def cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    /,
+    *,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    class_weights: Tensor | None = None,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: Reduction = "mean",
+    chunk_size: int | None = None,
+    return_lse: bool = False,
+    group: Any = None,
+) -> Tensor | tuple[Tensor, Tensor]:
     r"""Softmax cross-entropy on materialised logits, chunked over rows.
 
     Same formula, options and reductions as :func:`linear_cross_entropy`, with
@@ -296,7 +377,7 @@ def cross_entropy(
     rows = rows or logits_block_rows(width)
     need_grad = torch.is_grad_enabled() and input.requires_grad
     t1 = target.reshape(-1).to(device=input.device)
-    loss, lse = CrossEntropyFunction.apply(z2, t1, cw, None, opts, rows, need_grad, shard)
+    loss, lse = CrossEntropyFunction.apply(z2, t1, cw, None, opts, rows, need_grad, shard)  # type: ignore[no-untyped-call]
     if opts.reduction == "none":
         loss = loss.reshape(target.shape)
     lse = lse.reshape(target.shape)

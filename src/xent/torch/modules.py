@@ -2,34 +2,60 @@
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 import torch
 from torch import nn
 
-from xent.torch._options import check_chunk_size, check_options
+from xent._lib.typing import Reduction
+from xent.torch._options import check_chunk_size, check_ignore_index, check_options
 from xent.torch.functional import cross_entropy, linear_cross_entropy
 
 __all__ = ["CrossEntropyLoss", "LinearCrossEntropyLoss"]
 
 
+class _LossKwargs(TypedDict):
+    """The options a module passes to its function on every call."""
+
+    ignore_index: int
+    label_smoothing: float
+    class_weights: torch.Tensor | None
+    z_loss: float
+    softcap: float | None
+    reduction: Reduction
+    chunk_size: int | None
+
+
 class _Options(nn.Module):
-    def __init__(self, *, class_weights, ignore_index, label_smoothing, z_loss, softcap, reduction, chunk_size):
+    def __init__(
+        self,
+        *,
+        class_weights: torch.Tensor | None,
+        ignore_index: int,
+        label_smoothing: float,
+        z_loss: float,
+        softcap: float | None,
+        reduction: Reduction,
+        chunk_size: int | None,
+    ) -> None:
         super().__init__()
-        opts = check_options(ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-                             softcap=softcap, reduction=reduction)
+        check_options(ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
+                      softcap=softcap, reduction=reduction)
         check_chunk_size(chunk_size)
         # A buffer, like nn.CrossEntropyLoss's `weight`: follows .to(device) and the state dict.
+        self.class_weights: torch.Tensor | None
         self.register_buffer("class_weights", class_weights)
-        self.ignore_index = opts.ignore_index  # a Python int, whatever integer type came
+        self.ignore_index = check_ignore_index(ignore_index)  # a Python int, whatever integer type came
         self.label_smoothing = label_smoothing
         self.z_loss = z_loss
         self.softcap = softcap
         self.reduction = reduction
         self.chunk_size = chunk_size
 
-    def _kwargs(self):
-        return dict(ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
-                    class_weights=self.class_weights, z_loss=self.z_loss, softcap=self.softcap,
-                    reduction=self.reduction, chunk_size=self.chunk_size)
+    def _kwargs(self) -> _LossKwargs:
+        return _LossKwargs(ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
+                           class_weights=self.class_weights, z_loss=self.z_loss, softcap=self.softcap,
+                           reduction=self.reduction, chunk_size=self.chunk_size)
 
     def extra_repr(self) -> str:
         return (f"ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}, z_loss={self.z_loss}, "
@@ -49,8 +75,18 @@ class CrossEntropyLoss(_Options):
     >>> loss = loss_fn(torch.randn(3, 5), torch.tensor([0, 4, 2]))
     """
 
-    def __init__(self, class_weights=None, *, ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None,
-                 reduction="mean", chunk_size=None, group=None):
+    def __init__(
+        self,
+        class_weights: torch.Tensor | None = None,
+        *,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
+        reduction: Reduction = "mean",
+        chunk_size: int | None = None,
+        group: Any = None,
+    ) -> None:
         super().__init__(class_weights=class_weights, ignore_index=ignore_index, label_smoothing=label_smoothing,
                          z_loss=z_loss, softcap=softcap, reduction=reduction, chunk_size=chunk_size)
         self.group = group  # vocabulary parallel: input holds this rank's slice of the classes
@@ -88,9 +124,24 @@ class LinearCrossEntropyLoss(_Options):
     ...     torch.randn(5, 16), head.weight, torch.tensor([1, 2, -100, 4, 5]), bias=head.bias)
     """
 
-    def __init__(self, in_features: int | None = None, num_classes: int | None = None, *, bias: bool = True,
-                 class_weights=None, ignore_index=-100, label_smoothing=0.0, z_loss=0.0, softcap=None,
-                 reduction="mean", chunk_size=None, group=None, reduce_hidden_grad=True, device=None, dtype=None):
+    def __init__(
+        self,
+        in_features: int | None = None,
+        num_classes: int | None = None,
+        *,
+        bias: bool = True,
+        class_weights: torch.Tensor | None = None,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
+        reduction: Reduction = "mean",
+        chunk_size: int | None = None,
+        group: Any = None,
+        reduce_hidden_grad: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__(class_weights=class_weights, ignore_index=ignore_index, label_smoothing=label_smoothing,
                          z_loss=z_loss, softcap=softcap, reduction=reduction, chunk_size=chunk_size)
         # Vocabulary parallel: the weight is this rank's slice (num_classes = the slice's size).
@@ -104,9 +155,9 @@ class LinearCrossEntropyLoss(_Options):
             )
         self.in_features = in_features
         self.num_classes = num_classes
-        if in_features is None:
-            self.weight = None
-            self.bias = None
+        self.weight: torch.Tensor | None = None  # nn.Parameters when the module holds them
+        self.bias: torch.Tensor | None = None
+        if in_features is None or num_classes is None:
             return
         linear = nn.Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)  # nn.Linear's init
         self.weight = linear.weight
@@ -121,13 +172,15 @@ class LinearCrossEntropyLoss(_Options):
                     f"bias=None), got {1 + len(tensors)} positional tensors"
                 )
             weight, target = tensors
-        else:
+        elif self.weight is not None:
             if len(tensors) != 1 or bias is not None:
                 raise TypeError(
                     "this LinearCrossEntropyLoss holds its own weight: call it as loss_fn(hidden, target), "
                     f"got {1 + len(tensors)} positional tensors" + (" and bias" if bias is not None else "")
                 )
             weight, bias, (target,) = self.weight, self.bias, tensors
+        else:  # pragma: no cover - in_features given means the weight was made
+            raise RuntimeError("LinearCrossEntropyLoss lost its weight")
         return linear_cross_entropy(hidden, weight, target, bias=bias, group=self.group,
                                     reduce_hidden_grad=self.reduce_hidden_grad, **self._kwargs())
 
