@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, roc_curve
 
-from xent.scoring import ScoreSpec, score
-from xent.scoring import _plot
+from xent.scoring import ScoreSpec, _plot, score
 
 matplotlib.use("Agg")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
