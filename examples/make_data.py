@@ -6,6 +6,9 @@
   model: `clicked` (int8 0/1), `p_click` (float32), `weight` (float32, 1 to 3),
   `logit_click` (float32, the model's log-odds: p_click = sigmoid(logit_click)),
   `device` (string: mobile, desktop or tablet; NULL where unknown), a column to segment by.
+- ab_clicks.parquet: the same 5,000 impressions scored by two models, for `xent compare`:
+  `clicked`, `p_click` (model A, as in ctr_sample), `p_click_v2` (float32, model B: model A
+  recalibrated by Platt scaling, so the same ranking) and `device` (as in ctr_sample).
 - species_sample.csv: 1,500 rows of a 3-class classifier: `species` (string),
   `p_setosa`, `p_versicolor`, `p_virginica` (probabilities, 6 decimals).
 - tokens_sample.parquet: 400 next-token predictions of a small language model over a
@@ -22,10 +25,8 @@ import numpy as np
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
-def ctr(path: str, n: int = 5000) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def _clicks(n: int) -> tuple[np.ndarray, ...]:
+    """The impressions of ctr_sample: true log-odds z, clicks, the model's logit, p_click and weight."""
     rng = np.random.default_rng(2026)
     z = rng.normal(-2.0, 1.2, n)
     true_p = 1.0 / (1.0 + np.exp(-z))
@@ -33,12 +34,37 @@ def ctr(path: str, n: int = 5000) -> None:
     logit = 1.15 * z + 0.25  # over-confident, over-predicting
     p_click = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
     weight = rng.integers(1, 4, n).astype(np.float32)  # e.g. repeated impressions
-    # drawn from a generator of its own, after the others: the other columns keep their values
+    return z, clicked, logit, p_click, weight
+
+
+def _device(n: int) -> np.ndarray:
+    """A column to segment by, drawn from a generator of its own: the other columns keep their values."""
     seg = np.random.default_rng(2027)
     device = seg.choice(np.array(["mobile", "desktop", "tablet"], dtype=object), n, p=[0.6, 0.3, 0.1])
     device[seg.random(n) < 0.02] = None
+    return device
+
+
+def ctr(path: str, n: int = 5000) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, clicked, logit, p_click, weight = _clicks(n)
+    device = _device(n)
     table = pa.table({"clicked": clicked, "p_click": p_click, "weight": weight,
                       "logit_click": logit.astype(np.float32), "device": pa.array(device.tolist(), pa.string())})
+    pq.write_table(table, path, compression="zstd")
+
+
+def ab_clicks(path: str, n: int = 5000) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, clicked, logit, p_click, _ = _clicks(n)
+    logit_v2 = (logit - 0.25) / 1.15  # model A recalibrated (Platt scaling): the same ranking
+    table = pa.table({"clicked": clicked, "p_click": p_click,
+                      "p_click_v2": (1.0 / (1.0 + np.exp(-logit_v2))).astype(np.float32),
+                      "device": pa.array(_device(n).tolist(), pa.string())})
     pq.write_table(table, path, compression="zstd")
 
 
@@ -73,6 +99,7 @@ def tokens(path: str, n: int = 400, vocab: int = 16) -> None:
 if __name__ == "__main__":
     os.makedirs(HERE, exist_ok=True)
     ctr(os.path.join(HERE, "ctr_sample.parquet"))
+    ab_clicks(os.path.join(HERE, "ab_clicks.parquet"))
     species(os.path.join(HERE, "species_sample.csv"))
     tokens(os.path.join(HERE, "tokens_sample.parquet"))
     for f in sorted(os.listdir(HERE)):

@@ -106,9 +106,11 @@ def test_bundled_data_is_what_make_data_writes(tmp_path):
 
     make = _load("make_data")
     make.ctr(str(tmp_path / "ctr.parquet"))
+    make.ab_clicks(str(tmp_path / "ab.parquet"))
     make.tokens(str(tmp_path / "tokens.parquet"))
     make.species(str(tmp_path / "species.csv"))
-    for made, bundled in (("ctr.parquet", "ctr_sample.parquet"), ("tokens.parquet", "tokens_sample.parquet")):
+    for made, bundled in (("ctr.parquet", "ctr_sample.parquet"), ("tokens.parquet", "tokens_sample.parquet"),
+                          ("ab.parquet", "ab_clicks.parquet")):
         assert pq.read_table(tmp_path / made).equals(pq.read_table(EXAMPLES / "data" / bundled)), bundled
     assert (tmp_path / "species.csv").read_text() == (EXAMPLES / "data" / "species_sample.csv").read_text()
     ctr = pq.read_table(EXAMPLES / "data" / "ctr_sample.parquet").to_pydict()

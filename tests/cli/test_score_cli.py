@@ -287,7 +287,7 @@ def test_usage_errors_have_one_prefix(capsys):
         (["score", "f.csv", "--on-invalid", "maybe"],
          "xent: error: score: argument --on-invalid: invalid choice: 'maybe' (choose from 'error', 'skip') "
          "(see `xent score --help`)\n"),
-        (["bogus"], "xent: error: argument COMMAND: invalid choice: 'bogus' (choose from 'score', 'explain') "
+        (["bogus"], "xent: error: argument COMMAND: invalid choice: 'bogus' (choose from 'score', 'compare', 'explain') "
                     "(see `xent --help`)\n"),
         (["explain", "binary", "--labels", "1"],
          "xent: error: explain binary: one of the arguments --probs --logits is required "

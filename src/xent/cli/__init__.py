@@ -20,7 +20,7 @@ from xent import __version__
 __all__ = ["CLIError", "main"]
 
 # Subcommand modules, in the order `xent --help` lists them.
-SUBCOMMANDS = ("score", "explain")
+SUBCOMMANDS = ("score", "compare", "explain")
 
 
 class CLIError(Exception):

@@ -1,6 +1,7 @@
 """Scoring prediction files on a Dask cluster, with the local engine's numbers.
 
-``xent score --engine dask`` and :func:`score` cut the input into partitions
+``xent score --engine dask`` and :func:`score` (and ``xent compare --engine dask``,
+:func:`compare`, which folds two models over the same rows) cut the input into partitions
 (runs of Parquet row groups, or whole CSV / NPY files), turn each partition
 into an exact metric state on a worker with the local engine's own
 ``xent.io.state_from_table``, and merge the states with Dask's tree reduction
@@ -28,12 +29,13 @@ from xent.dask._cluster import (
     open_client,
     require_distributed,
 )
+from xent.dask._compare import compare
 from xent.dask._plan import DEFAULT_PARTITION_ROWS, plan_parts
 from xent.dask._run import run_frame, run_parts
 from xent.io import expand_paths
 from xent.scoring import ScoreReport, ScoreSpec, raise_nothing_to_score
 
-__all__ = ["INSTALL_HINT", "MissingDaskError", "score"]
+__all__ = ["INSTALL_HINT", "MissingDaskError", "compare", "score"]
 
 require_distributed()  # a missing extra fails here, with the install hint
 

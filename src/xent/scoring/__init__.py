@@ -37,6 +37,14 @@ Engines
     1e-12 relative). ``ScoreReport.from_state(state, spec, *, sources, engine,
     seconds)`` builds the report; ``.to_dict()`` is JSON-able, ``.render()``
     is the terminal table, ``.plot(path)`` writes the reliability diagram.
+    ``xent.scoring.compare(paths, spec, vs=None, *, against=None, level=0.95, ...)
+    -> CompareReport`` and ``xent.dask.compare`` (same arguments, Dask's): model A
+    (``spec``) against model B (columns ``vs``, or the files ``against``) on the
+    same rows; ``CompareReport.from_state(pair_state, spec_a, spec_b, ...)``. The
+    engines share its steps: ``compare_specs`` and ``compare_files`` (checks),
+    ``read_specs`` (what each file set is read for), ``pair_batches`` (A's and B's
+    rows side by side, labels checked), ``cut_rows`` (a file's rows [lo, hi)),
+    ``fold_pairs`` (-> ``PairState``, two metric states over the same rows).
 
 Errors
     ``ScoreInputError`` is ``xent.io.InputError`` (a ``ValueError``) with
@@ -49,9 +57,13 @@ Errors
 
 from __future__ import annotations
 
+from xent.scoring._compare import CompareReport, compare, compare_files, compare_specs
 from xent.scoring._local import raise_nothing_to_score, score
+from xent.scoring._pairs import PairState, cut_rows, file_batches, fold_pairs, pair_batches, read_specs
 from xent.scoring._progress import Progress
 from xent.scoring._report import ScoreReport
 from xent.scoring._spec import OnInvalid, ScoreInputError, ScoreSpec
 
-__all__ = ["OnInvalid", "Progress", "ScoreInputError", "ScoreReport", "ScoreSpec", "raise_nothing_to_score", "score"]
+__all__ = ["CompareReport", "OnInvalid", "PairState", "Progress", "ScoreInputError", "ScoreReport", "ScoreSpec",
+           "compare", "compare_files", "compare_specs", "cut_rows", "file_batches", "fold_pairs",
+           "pair_batches", "raise_nothing_to_score", "read_specs", "score"]

@@ -52,6 +52,7 @@ class ScoreReport:
     skipped: dict[str, int] = field(default_factory=dict)
     ci: dict[str, Any] | None = None
     segments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    state: Any = field(default=None, repr=False, compare=False)  # the merged state, for the figure's curves
 
     @classmethod
     def from_state(cls, state: Any, spec: ScoreSpec, *, sources: Any, engine: str, seconds: float) -> ScoreReport:
@@ -59,7 +60,8 @@ class ScoreReport:
         result = state.compute()
         ci, segments = group_results(state, spec, result)
         return cls(result=result, spec=spec, sources=tuple(str(s) for s in sources), engine=engine,
-                   seconds=float(seconds), skipped=dict(sorted(state.skipped.items())), ci=ci, segments=segments)
+                   seconds=float(seconds), skipped=dict(sorted(state.skipped.items())), ci=ci, segments=segments,
+                   state=state)
 
     @property
     def positive_class(self) -> Any:
@@ -116,8 +118,9 @@ class ScoreReport:
         return render(self, top=top)
 
     def plot(self, path: str) -> None:
-        """Write the reliability diagram to ``path`` (PNG; matplotlib, imported here)."""
-        plot_reliability(self, path)
+        """Write the figure to ``path`` (PNG; matplotlib, imported here): the reliability diagram (with its
+        interval band when the spec asks for intervals) and, for binary input, the ROC curve."""
+        plot_reliability(self, path, self.state)
 
 
 # A mean prediction this many times above or below the observed rate is a warning.
