@@ -167,7 +167,6 @@ def test_empty_input_message_as_locally(dask_client, tmp_path):
 def test_dask_dataframe_input(dask_client, binary_files):
     import dask.dataframe as dd
     import pandas as pd
-
     import pyarrow.parquet as pq
 
     frames = [pq.read_table(f).to_pandas() for f in binary_files[:3]]

@@ -156,8 +156,8 @@ def compare(paths: Any, spec: Any, vs: Any = None, *, against: Any = None, level
     ...                       workers=2)  # doctest: +SKIP
     """
 
-    import dask  # optional dependency (the dask extra): xent.dask checks it is there on import
     import dask.bag as db  # optional dependency (the dask extra)
+    from dask.delayed import delayed  # optional dependency (the dask extra): xent.dask checks it is there on import
 
     spec_a, spec_b = compare_specs(spec, vs, against=against, level=level)
     rows = DEFAULT_PARTITION_ROWS if partition_rows is None else partition_rows
@@ -169,7 +169,7 @@ def compare(paths: Any, spec: Any, vs: Any = None, *, against: Any = None, level
     files, files_b = compare_files(paths, against, spec_a, spec_b)  # before any cluster starts: fails fast
     tasks = plan_pairs(files, files_b, partition_rows=rows)
     with open_client(client=client, scheduler=scheduler, workers=workers) as c:
-        bag = db.from_delayed([dask.delayed(partition, pure=False)(pair_part_state, t, files, files_b, spec_a, spec_b)
+        bag = db.from_delayed([delayed(partition, pure=False)(pair_part_state, t, files, files_b, spec_a, spec_b)
                                for t in tasks])
         persisted = _follow(c, bag, [t.rows for t in tasks], progress=progress)
         state = _reduce(c, persisted, split_every=split_every)

@@ -77,27 +77,27 @@ def _reduce(client: Any, bag: Any, *, split_every: int) -> Any:
 
 def run_parts(client: Any, parts: list[Part], spec: ScoreSpec, *, progress: bool, split_every: int) -> Any:
     """The merged state of file partitions ``parts``."""
-    import dask  # optional dependency (the dask extra)
     import dask.bag as db  # optional dependency (the dask extra)
+    from dask.delayed import delayed  # optional dependency (the dask extra)
 
     # pure=False: fresh keys per call, so a rerun rereads the files instead of
     # reusing results a long-lived client may still hold for the same paths
-    bag = db.from_delayed([dask.delayed(partition, pure=False)(part_state, p, spec) for p in parts])
+    bag = db.from_delayed([delayed(partition, pure=False)(part_state, p, spec) for p in parts])
     persisted = _follow(client, bag, [p.rows for p in parts], progress=progress)
     return _reduce(client, persisted, split_every=split_every)
 
 
 def run_frame(client: Any, frame: Any, spec: ScoreSpec, *, progress: bool, split_every: int) -> Any:
     """The merged state of the partitions of a dask DataFrame ``frame``."""
-    import dask  # optional dependency (the dask extra)
     import dask.bag as db  # optional dependency (the dask extra)
+    from dask.delayed import delayed  # optional dependency (the dask extra)
 
     missing = [c for c in spec.columns if c not in frame.columns]
     if missing:
         raise ScoreInputError(f"missing column(s) {missing}; the DataFrame has {list(frame.columns)}",
                               source="<dask DataFrame>", column=missing[0])
     frame = frame[list(spec.columns)]
-    bag = db.from_delayed([dask.delayed(partition, pure=False)(frame_state, p, spec, i)
+    bag = db.from_delayed([delayed(partition, pure=False)(frame_state, p, spec, i)
                            for i, p in enumerate(frame.to_delayed())])
     persisted = _follow(client, bag, [None] * frame.npartitions, progress=progress)
     return _reduce(client, persisted, split_every=split_every)

@@ -78,19 +78,19 @@ def _columns(table: Any, spec: ReadSpec, source: str) -> tuple[dict[str, Any], i
     """Raw columns (pyarrow Arrays or NumPy arrays) and the row count."""
     if isinstance(table, dict):
         have = list(table)
-        get = table.__getitem__
     elif hasattr(table, "iloc"):  # pandas DataFrame (a Dask partition)
         import pyarrow as pa  # optional dependency (the cli extra)
 
         have = [str(c) for c in table.columns]
         check_columns(source, spec.columns, have, "data")
         table = pa.Table.from_pandas(table[list(dict.fromkeys(spec.columns))], preserve_index=False)
-        get = (lambda c: _arrow_column(table, c))
     else:
         have = table.schema.names
-        get = (lambda c: _arrow_column(table, c))
     check_columns(source, spec.columns, have, "data")
-    cols = {c: get(c) for c in dict.fromkeys(spec.columns)}
+    if isinstance(table, dict):
+        cols = {c: table[c] for c in dict.fromkeys(spec.columns)}
+    else:
+        cols = {c: _arrow_column(table, c) for c in dict.fromkeys(spec.columns)}
     n = len(next(iter(cols.values())))
     return cols, n
 
@@ -329,14 +329,14 @@ def _fold_groups(state: Any, cols: dict[str, Any], spec: ReadSpec, y: np.ndarray
         state.fold_groups(y if keep is None else y[keep], P if keep is None else P[keep],
                           None if w is None else (w if keep is None else w[keep]), by=by, source=source, rows=rows)
     except SegmentLimitError as exc:
-        col = next(iter(c for c, g in state.groups.items() if len(g.keys) >= g.max_segments), None)
+        full = next(iter(c for c, g in state.groups.items() if len(g.keys) >= g.max_segments), None)
         row = None
-        if col in by:
-            values, inverse = by[col]
+        if full in by:
+            values, inverse = by[full]
             at = [i for i, v in enumerate(values) if v == exc.value and (v is None) == (exc.value is None)]
-            hit = np.flatnonzero(inverse == at[0]) if at else []
+            hit = np.flatnonzero(inverse == at[0]) if at else np.zeros(0, dtype=np.int64)
             row = int(rows[hit[0]]) if len(hit) else None
-        raise InputError(f"{exc} (value {exc.value!r})", source=source, row=row, column=col) from None
+        raise InputError(f"{exc} (value {exc.value!r})", source=source, row=row, column=full) from None
 
 
 def state_from_table(table: Any, spec: ReadSpec, *, source: str = "<table>", first_row: int = 0,

@@ -348,7 +348,7 @@ def row_values(y: np.ndarray, P: Any, w: np.ndarray | None, *, logits: bool, eps
         x = np.asarray(P, dtype=np.float64)
         yy = y.astype(np.float64)
         loss, pj, hit = binary_rows(yy, x, logits, eps)
-        out = {"loss": _times(w, loss), "brier": _times(w, (pj - yy) ** 2), "correct": _times(w, hit),
+        out: dict[str, Any] = {"loss": _times(w, loss), "brier": _times(w, (pj - yy) ** 2), "correct": _times(w, hit),
                "bin": _bins(pj, n_bins), "wconf": _times(w, pj), "wout": _times(w, yy), "score": x}
     else:
         loss, q, br, conf, hit = multiclass_rows(y, _matrix(P), logits, eps)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 __all__ = ["REASONS", "find_invalid"]
@@ -21,7 +23,7 @@ REASONS = (
 LABEL, NAN, RANGE, LOGIT, SUM, WEIGHT, MISSING_LABEL, PARSE = range(1, 9)
 
 
-def find_invalid(y, p, w, *, num_classes: int, logits: bool, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+def find_invalid(y: Any, p: Any, w: Any, *, num_classes: int, logits: bool, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(reason, column)``: reason code per row (0 valid) and, for predictions, the bad column.
 
     ``y`` are class codes (``-1`` for labels outside the class list), ``p`` has
@@ -33,7 +35,7 @@ def find_invalid(y, p, w, *, num_classes: int, logits: bool, tolerance: float) -
     reason = np.zeros(len(y), dtype=np.int8)
     col = np.zeros(len(y), dtype=np.int64)
 
-    def mark(mask: np.ndarray, code: int, where: np.ndarray | None = None) -> None:
+    def mark(mask: Any, code: int, where: np.ndarray | None = None) -> None:
         new = mask & (reason == 0)
         reason[new] = code
         if where is not None:

@@ -38,7 +38,7 @@ def _fold_bins(sums: Sums, b: np.ndarray, w: np.ndarray, prediction: np.ndarray,
     sums.add("bin_weight", np.bincount(b, weights=w, minlength=nb))
     sums.add("bin_prediction", np.bincount(b, weights=w * prediction, minlength=nb))
     sums.add("bin_outcome", np.bincount(b, weights=w * outcome, minlength=nb))
-    sums.bin_rows += np.bincount(b, minlength=nb)
+    sums.bin_rows[...] += np.bincount(b, minlength=nb)
 
 
 def binary(y: np.ndarray, p: np.ndarray, w: np.ndarray | None, sums: Sums, logits: bool, eps: float,
@@ -67,7 +67,7 @@ def binary(y: np.ndarray, p: np.ndarray, w: np.ndarray | None, sums: Sums, logit
         sums.add("brier", (wv * (pj - yy) ** 2).sum())
         sums.add("correct", (wv * hit).sum())
     _fold_bins(sums, _bins(pj, len(sums.bin_rows)), wv, pj, yy)
-    sums.rows += len(x)
+    sums.rows[...] += len(x)
     if auc_octaves > 0 and "auc_pos" in sums.names:
         b = score_bins(x, logits=logits, octaves=auc_octaves, mantissa_bits=auc_bits)
         scatter(sums.auc_pos, sums.auc_neg, b, y64 == 1, w)
@@ -145,9 +145,9 @@ def multiclass(y: np.ndarray, columns: Any, w: np.ndarray | None, sums: Sums, lo
         sums.add("class_weight", np.bincount(y, weights=wv, minlength=K))
         sums.add("class_loss", np.bincount(y, weights=wv * loss, minlength=K))
         sums.add("class_prediction", (wv[:, None] * q).sum(axis=0))
-    sums.class_rows += np.bincount(y, minlength=K)
+    sums.class_rows[...] += np.bincount(y, minlength=K)
     _fold_bins(sums, _bins(conf, len(sums.bin_rows)), wv, conf, hit)
-    sums.rows += n
+    sums.rows[...] += n
     if auc_octaves > 0 and not logits and "auc_pos" in sums.names:  # as the native one: logits by the caller
         for k in range(K):
             b = score_bins(X[:, k], logits=False, octaves=auc_octaves, mantissa_bits=auc_bits)

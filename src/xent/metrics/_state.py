@@ -23,7 +23,7 @@ pickling need nothing more: they go field by field.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -208,7 +208,7 @@ class _State:
         """Rows folded in (skipped rows not included)."""
         return int(self.sums.rows[0])
 
-    def copy(self):
+    def copy(self) -> Self:
         return copy.deepcopy(self)
 
     def add_skipped(self, reason: str, count: int) -> None:
@@ -223,7 +223,7 @@ class _State:
             if a != b:
                 raise ValueError(f"cannot merge states with different `{attr}`: {a!r} and {b!r}")
 
-    def merge(self, other):
+    def merge(self, other: Any) -> Self:
         """Add ``other``'s sums into this state (in place), field by field, and return ``self``."""
         self._check_mergeable(other)
         if set(self.groups) != set(other.groups):
@@ -238,7 +238,7 @@ class _State:
     def _eps(self, dtype: np.dtype) -> float:
         return 0.0 if self.from_logits else _resolve_eps(self.eps, dtype)
 
-    def _raise_invalid(self, y, p, w, first: int) -> None:
+    def _raise_invalid(self, y: Any, p: Any, w: Any, first: int) -> None:
         reason, col = find_invalid(y, p, w, num_classes=getattr(self, "num_classes", 2),
                                    logits=self.from_logits, tolerance=getattr(self, "tolerance", 0.0))
         bad = np.flatnonzero(reason)
@@ -317,7 +317,10 @@ class BinaryState(_State):
         W = t("weight")
         q = t("weighted_labels") / W if W > 0 else float("nan")
         h = entropy_nats(np.array([q, 1.0 - q])) if W > 0 else float("nan")
-        mean = (lambda v: float(v / W) if W > 0 else float("nan"))
+
+        def mean(total: Any) -> float:  # a mean over zero weight is reported as NaN
+            return float(total / W) if W > 0 else float("nan")
+
         nan = float("nan")
         auc = auc_bound = ap = ap_bound = nan
         if self.auc:
@@ -421,7 +424,10 @@ class MulticlassState(_State):
                      roc_auc=float(aucs[k]), roc_auc_error_bound=float(bounds[k]))
             for k in range(self.num_classes)
         )
-        mean = (lambda v: float(v / W) if W > 0 else nan)
+
+        def mean(total: Any) -> float:  # a mean over zero weight is reported as NaN
+            return float(total / W) if W > 0 else nan
+
         return MulticlassResult(
             rows=self.rows, weight=float(W), log_loss=mean(t("loss")), brier=mean(t("brier")),
             accuracy=mean(t("correct")), entropy_prior=entropy_nats(prior) if W > 0 else nan,

@@ -109,7 +109,7 @@ class Sums:
     def __getstate__(self) -> dict[str, Any]:
         # plain fields (histograms, mostly empty) travel as their non-zero entries
         state = dict(self.__dict__)
-        arrays = dict(self._arrays)
+        arrays: dict[str, Any] = dict(self._arrays)
         for name in self._plain:
             a = arrays[name]
             nz = np.flatnonzero(a)
@@ -120,9 +120,9 @@ class Sums:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         arrays = state["_arrays"]
-        for name, a in list(arrays.items()):
-            if isinstance(a, tuple):
-                _, shape, nz, values = a
+        for name, packed in list(arrays.items()):
+            if isinstance(packed, tuple):
+                _, shape, nz, values = packed
                 full = np.zeros(shape)
                 full.ravel()[nz] = values
                 arrays[name] = full
@@ -133,7 +133,8 @@ class Sums:
         arrays = self.__dict__.get("_arrays")
         if arrays is None or name not in arrays:
             raise AttributeError(name)
-        return arrays[name]
+        array: np.ndarray = arrays[name]
+        return array
 
     @property
     def names(self) -> tuple[str, ...]:

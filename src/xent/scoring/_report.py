@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from xent.metrics import BinaryResult, MulticlassResult, intervals
 from xent.metrics._auc import n_score_bins
 from xent.metrics._groups import BUCKET_AUC, CI_METRICS, METRICS
@@ -209,7 +211,7 @@ def group_results(state: Any, spec: ScoreSpec, result: Any) -> tuple[dict[str, A
     ci = None
     if spec.ci is not None:
         g = groups[None] if None in groups else next(iter(groups.values())).total()
-        iv = intervals(g, level=spec.ci, replicates=spec.ci_replicates, seed=spec.ci_seed, auc=[result.roc_auc])
+        iv = intervals(g, level=spec.ci, replicates=spec.ci_replicates, seed=spec.ci_seed, auc=np.array([result.roc_auc]))
         ci = {**_ci_dict(spec, iv, 0), "method": ci_method(spec), "buckets": spec.ci_buckets,
               "replicates": spec.ci_replicates, "segment_replicates": spec.ci_segment_replicates,
               "seed": spec.ci_seed}
@@ -218,15 +220,15 @@ def group_results(state: Any, spec: ScoreSpec, result: Any) -> tuple[dict[str, A
         if col is None:
             continue
         m = g.metrics()
-        iv = (intervals(g, level=spec.ci, replicates=spec.ci_segment_replicates, seed=spec.ci_seed)
-              if spec.ci else None)
+        seg_iv = (intervals(g, level=spec.ci, replicates=spec.ci_segment_replicates, seed=spec.ci_seed)
+                  if spec.ci else None)
         order = sorted(range(len(g.keys)), key=lambda i: _sort_key((g.keys[i], float(m["weight"][i]))))
         rows = []
         for i in order:
             d: dict[str, Any] = {k: _json(float(m[k][i])) for k in METRICS}
             d["rows"] = int(m["rows"][i])
-            if iv is not None:
-                d["ci"] = _ci_dict(spec, iv, i)
+            if seg_iv is not None:
+                d["ci"] = _ci_dict(spec, seg_iv, i)
             rows.append({"value": g.keys[i], "metrics": d})
         segments[col] = rows
     return ci, segments
