@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any, Literal
 
 from xent.cli import CLIError, require
+from xent.cli._output import write_report
 
 Engine = Literal["local", "dask"]
 
@@ -165,20 +165,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(_with_hint(_worded(exc), args)) from None
     for warning in report.warnings:
         print(f"xent: warning: {warning}", file=sys.stderr)
-    if args.plot:
-        try:
-            report.plot(args.plot)
-        except (ImportError, OSError) as exc:
-            raise CLIError(f"--plot {args.plot}: {exc}") from None
-    try:
-        if args.json:
-            json.dump(report.to_dict(), sys.stdout, indent=2, allow_nan=False)
-            sys.stdout.write("\n")
-        else:
-            print(report.render(top=args.top))
-        sys.stdout.flush()
-    except BrokenPipeError:  # `xent score ... | head`: the reader left, which is not an error
-        sys.stdout = None
+    write_report(report, plot=args.plot, as_json=args.json, top=args.top)
     return 0
 
 
